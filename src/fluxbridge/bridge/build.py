@@ -1,0 +1,432 @@
+"""``invoke bridges``: build every region's bridge model from a canonical dataset.
+
+Per region (Upton et al. §3.3.1; choices in docs/bridges.md):
+
+1. target: the region's monthly integral of the reference NEE (PgC month-1),
+   Σ nee × cell_area × land_fraction × region_fraction × days × 1e-15 over all cells;
+2. candidates: land cells whose region_fraction exceeds ``majority_threshold``
+   (cells with NaN or constant reference series cannot be candidates);
+3. DTW distances between the candidates' monthly series → spectral clusters;
+4. ``n_runs`` seeded runs: stratified random sample of candidates → threshold Lasso
+   → k-fold CV R²; the bridge is the run with the best CV R² among those reaching
+   the threshold; inclusion frequencies and a stability score summarise all runs;
+5. fallback (with a :class:`BridgeFallbackWarning`) where no run reaches the
+   threshold or the regression is ill-posed: the area-weighted sum of the usable
+   candidates, scaled to the region's land area (``fallback="area_weighted_mean"``).
+
+Outputs in RUN: bridges.nc, bridges_summary.csv, bridges_config.yaml, figures/.
+An existing bridges.nc is kept when its ``inputs_sha256`` (grid.nc, reference.nc,
+result-relevant config) matches; otherwise the ``overwrite`` policy decides.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from dataclasses import dataclass
+from itertools import combinations
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import yaml
+from joblib import Parallel, delayed
+
+from fluxbridge.bridge.bridgeset import BridgeSet, RegionBridge
+from fluxbridge.bridge.cluster import spectral_clusters, stratified_sample
+from fluxbridge.bridge.dtw import dtw_distance_matrix
+from fluxbridge.bridge.figures import write_figures
+from fluxbridge.bridge.lasso import cv_r2_lasso, fit_threshold_lasso, r2_fixed
+from fluxbridge.config import from_mapping, load_yaml, to_mapping
+from fluxbridge.data.canonical import open_canonical
+from fluxbridge.errors import FluxbridgeError
+from fluxbridge.io import atomic_path, open_netcdf
+
+PG_PER_G = 1e-15
+MEAN_DAYS_PER_MONTH = 365.25 / 12.0
+
+
+class BridgeFallbackWarning(UserWarning):
+    """A region's bridge is a documented fallback, not a threshold-reaching Lasso."""
+
+
+@dataclass
+class BridgeConfig:
+    """Bridge-building settings (configs/bridges/default.yaml documents each)."""
+
+    seed: int = 0
+    r2_threshold: float = 0.95
+    alpha_ratio: float = 0.85
+    n_alphas: int = 100
+    k_folds: int = 5
+    n_runs: int = 50
+    n_jobs: int = 2
+    k_max_clusters: int = 8
+    dtw_window: int | None = None
+    max_dtw_pixels: int = 2000
+    candidate_fraction: float = 0.5
+    min_candidates: int = 10
+    max_candidates: int = 100
+    majority_threshold: float = 0.5
+    min_pixels: int = 3
+    figures: bool = True
+    overwrite: Literal["never", "if_inputs_changed", "always"] = "if_inputs_changed"
+
+    def __post_init__(self) -> None:
+        checks = {
+            "r2_threshold": 0.0 < self.r2_threshold <= 1.0,
+            "alpha_ratio": 0.0 < self.alpha_ratio < 1.0,
+            "n_alphas": self.n_alphas >= 1,
+            "k_folds": self.k_folds >= 2,
+            "n_runs": self.n_runs >= 1,
+            "n_jobs": self.n_jobs >= 1 or self.n_jobs == -1,
+            "k_max_clusters": self.k_max_clusters >= 2,
+            "dtw_window": self.dtw_window is None or self.dtw_window >= 0,
+            "max_dtw_pixels": self.max_dtw_pixels >= 3,
+            "candidate_fraction": 0.0 < self.candidate_fraction <= 1.0,
+            "min_candidates": self.min_candidates >= 1,
+            "max_candidates": self.max_candidates >= self.min_candidates,
+            "majority_threshold": 0.0 <= self.majority_threshold < 1.0,
+            "min_pixels": self.min_pixels >= 2,
+        }
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError(f"out of range: {', '.join(f'{k}={getattr(self, k)!r}' for k in bad)}")
+
+
+@dataclass(frozen=True)
+class RegionData:
+    """One region's regression inputs on its usable candidate pixels."""
+
+    abbr: str
+    x: np.ndarray  # (months, pixels) reference NEE, gC m-2 d-1
+    y: np.ndarray  # (months,) regional integral, PgC month-1
+    cells: np.ndarray  # canonical cell index of each pixel
+    area_weights: np.ndarray  # PgC month-1 per gC m-2 d-1, scaled to the region's land area
+    n_pixels: int  # candidate cells before dropping NaN/constant series
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One robustness run: contributing pixels (indices into RegionData columns)."""
+
+    columns: np.ndarray
+    weights: np.ndarray
+    bias: float
+    alpha: float
+    r2_train: float
+    r2_cv: float
+    reached: bool
+
+
+# -- inputs -----------------------------------------------------------------------------------
+
+
+def load_config(config: Path | None) -> BridgeConfig:
+    if config is None:
+        return BridgeConfig()
+    return from_mapping(BridgeConfig, load_yaml(config), str(config))
+
+
+def inputs_hash(data: Path, cfg: BridgeConfig) -> str:
+    """SHA-256 of grid.nc, reference.nc and the settings that change the bridges."""
+    h = hashlib.sha256()
+    for name in ("grid.nc", "reference.nc"):
+        with open(data / name, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    settings = {
+        k: v for k, v in to_mapping(cfg).items() if k not in {"overwrite", "n_jobs", "figures"}
+    }
+    h.update(json.dumps(settings, sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def regional_targets(
+    nee: np.ndarray, area: np.ndarray, region_fraction: np.ndarray, days: np.ndarray
+) -> np.ndarray:
+    """Monthly integrals (region, time) in PgC month-1 of monthly-mean NEE (time, lat, lon).
+
+    ``area`` is cell_area × land_fraction (m²); NaN NEE counts as zero.
+    """
+    flux = np.nan_to_num(nee) * area  # gC d-1 per cell
+    return np.einsum("tij,rij->rt", flux, region_fraction) * days[None, :] * PG_PER_G
+
+
+def region_inputs(cds_root: Path, cfg: BridgeConfig) -> tuple[list[RegionData], dict]:
+    """Targets and candidate pixel series for every region, plus grid context."""
+    cds = open_canonical(cds_root, validate=False)
+    grid = cds.open("grid")
+    ref = cds.open("reference")
+    nee = ref["nee"].values.astype(np.float64)
+    land_fraction = grid["land_fraction"].values
+    land = land_fraction > 0
+    area = grid["cell_area"].values * land_fraction
+    rf = grid["region_fraction"].values
+    days = ref["time"].dt.days_in_month.values.astype(np.float64)
+    if nee.shape[0] < max(cfg.k_folds, 3):
+        raise FluxbridgeError(
+            f"{cds.path('reference')}: {nee.shape[0]} months, need at least "
+            f"max(k_folds={cfg.k_folds}, 3)"
+        )
+    targets = regional_targets(nee, area, rf, days)
+    cell_of = np.full(land.shape, -1, dtype=np.int64)
+    cell_of[land] = np.arange(int(land.sum()))  # row-major order, as drivers.nc
+    finite = np.isfinite(nee).all(axis=0)
+    varies = np.ptp(np.nan_to_num(nee), axis=0) > 0
+    if (land & ~finite).any():
+        warnings.warn(
+            f"{cds.path('reference')}: nee has NaN at {(land & ~finite).sum()} land cells; they "
+            "count as zero in the regional targets and cannot be bridge pixels",
+            BridgeFallbackWarning,
+            stacklevel=2,
+        )
+    regions = []
+    for r, abbr in enumerate(cds.region_abbrs):
+        cand = land & (rf[r] > cfg.majority_threshold)
+        if not cand.any():
+            cand = land & (rf[r] > 0)
+            if cand.any():
+                warnings.warn(
+                    f"region {abbr}: no land cell with region_fraction > "
+                    f"{cfg.majority_threshold}; using its {cand.sum()} minority cells",
+                    BridgeFallbackWarning,
+                    stacklevel=2,
+                )
+        usable = cand & finite & varies
+        iy, ix = np.nonzero(usable)
+        region_area = float((area * rf[r]).sum())
+        w = area[iy, ix] * rf[r, iy, ix]
+        scale = region_area / w.sum() if w.size else 0.0
+        regions.append(
+            RegionData(
+                abbr=abbr,
+                x=nee[:, iy, ix],
+                y=targets[r],
+                cells=cell_of[iy, ix],
+                area_weights=w * scale * MEAN_DAYS_PER_MONTH * PG_PER_G,
+                n_pixels=int(cand.sum()),
+            )
+        )
+    context = {
+        "lat": grid["lat"].values,
+        "lon": grid["lon"].values,
+        "cell_ilat": np.nonzero(land)[0],
+        "cell_ilon": np.nonzero(land)[1],
+        "n_cells": int(land.sum()),
+        "pft_fraction": grid["pft_fraction"].values,
+        "pft_names": [str(p) for p in grid["pft"].values]
+        if "pft" in grid.coords
+        else [str(i) for i in range(grid.sizes["pft"])],
+        "land": land,
+    }
+    return regions, context
+
+
+# -- one region -------------------------------------------------------------------------------
+
+
+def _one_run(
+    x: np.ndarray,
+    y: np.ndarray,
+    pool: np.ndarray,
+    labels: np.ndarray,
+    n_samples: int,
+    cfg: BridgeConfig,
+    seed: int,
+) -> RunResult:
+    rng = np.random.default_rng(seed)
+    cand = pool[stratified_sample(labels, n_samples, rng)]
+    fit = fit_threshold_lasso(
+        x[:, cand], y, threshold=cfg.r2_threshold, ratio=cfg.alpha_ratio, n_alphas=cfg.n_alphas
+    )
+    return RunResult(
+        columns=cand[fit.columns],
+        weights=fit.weights,
+        bias=fit.bias,
+        alpha=fit.alpha,
+        r2_train=fit.r2_train,
+        r2_cv=cv_r2_lasso(x[:, cand], y, fit.alpha, cfg.k_folds),
+        reached=fit.reached,
+    )
+
+
+def mean_jaccard(sets: list[np.ndarray]) -> float:
+    """Mean pairwise Jaccard similarity |A∩B|/|A∪B| of contributing sets (NaN for < 2 sets)."""
+    if len(sets) < 2:
+        return float("nan")
+    scores = []
+    for a, b in combinations(sets, 2):
+        union = np.union1d(a, b).size
+        scores.append(np.intersect1d(a, b).size / union if union else 1.0)
+    return float(np.mean(scores))
+
+
+@dataclass(frozen=True)
+class RegionOutcome:
+    """The chosen bridge of a region, its flag, every robustness run and the DTW pool."""
+
+    chosen: RunResult
+    fallback: str
+    runs: list[RunResult]
+    pool: np.ndarray  # columns of RegionData that were clustered
+    n_samples: int  # candidates drawn per run
+
+
+def build_region(reg: RegionData, cfg: BridgeConfig, region_index: int) -> RegionOutcome:
+    """Fit one region's bridge (seeded by ``cfg.seed`` and ``region_index``)."""
+    n_usable = reg.x.shape[1]
+    ill_posed = n_usable < cfg.min_pixels or np.ptp(reg.y) == 0
+    runs: list[RunResult] = []
+    pool = np.arange(n_usable)
+    n_samples = 0
+    if not ill_posed:
+        seeds = np.random.SeedSequence([cfg.seed, region_index])
+        pool_seed, cluster_seed, *run_seeds = (
+            int(s.generate_state(1)[0]) for s in seeds.spawn(cfg.n_runs + 2)
+        )
+        if n_usable > cfg.max_dtw_pixels:
+            pool = np.sort(
+                np.random.default_rng(pool_seed).choice(n_usable, cfg.max_dtw_pixels, replace=False)
+            )
+        dist = dtw_distance_matrix(reg.x[:, pool].T, cfg.dtw_window)
+        labels = spectral_clusters(dist, cfg.k_max_clusters, cluster_seed)
+        n_samples = min(
+            pool.size,
+            int(
+                np.clip(
+                    round(cfg.candidate_fraction * pool.size),
+                    cfg.min_candidates,
+                    cfg.max_candidates,
+                )
+            ),
+        )
+        runs = Parallel(n_jobs=min(cfg.n_jobs, cfg.n_runs))(
+            delayed(_one_run)(reg.x, reg.y, pool, labels, n_samples, cfg, s) for s in run_seeds
+        )
+        good = [k for k, run in enumerate(runs) if run.reached]
+        if good:
+            best = min(good, key=lambda k: (-runs[k].r2_cv, runs[k].columns.size, k))
+            return RegionOutcome(runs[best], "none", runs, pool, n_samples)
+    reason = (
+        f"{n_usable} usable pixels (< min_pixels={cfg.min_pixels}) or a constant target"
+        if ill_posed
+        else f"no run reached R² ≥ {cfg.r2_threshold}"
+    )
+    warnings.warn(
+        f"region {reg.abbr}: {reason}; using the area-weighted sum of its usable pixels "
+        "(fallback='area_weighted_mean')",
+        BridgeFallbackWarning,
+        stacklevel=2,
+    )
+    r2 = r2_fixed(reg.x, reg.y, reg.area_weights, 0.0) if np.ptp(reg.y) > 0 else float("nan")
+    fallback = RunResult(np.arange(n_usable), reg.area_weights, 0.0, float("nan"), r2, r2, False)
+    return RegionOutcome(fallback, "area_weighted_mean", runs, pool, n_samples)
+
+
+# -- driver -----------------------------------------------------------------------------------
+
+
+def run_bridges(data: Path, run: Path, config: Path | None) -> int:
+    """Build the bridges of canonical dataset ``data`` into run directory ``run``."""
+    cfg = load_config(config)
+    data, run = Path(data), Path(run)
+    out = run / "bridges.nc"
+    regions, ctx = region_inputs(data, cfg)  # validates grid.nc and reference.nc
+    digest = inputs_hash(data, cfg)
+    if out.exists():
+        with open_netcdf(out) as old:
+            same = old.attrs.get("inputs_sha256") == digest
+        if same and cfg.overwrite != "always":
+            print(f"{out} is up to date (same inputs and settings); nothing to do")
+            return 0
+        if cfg.overwrite == "never":
+            raise FluxbridgeError(
+                f"{out} exists and was built from other inputs; config "
+                "overwrite='never' forbids replacing it"
+            )
+    bridges, rows = [], []
+    counts = np.zeros(ctx["land"].shape)
+    in_pool = np.zeros(ctx["land"].shape, dtype=bool)
+    for r, reg in enumerate(regions):
+        if reg.n_pixels == 0:
+            warnings.warn(
+                f"region {reg.abbr}: no land cell in this dataset; no bridge",
+                BridgeFallbackWarning,
+                stacklevel=2,
+            )
+            rows.append(_summary_row(reg, 0, None, "no_pixels", float("nan")))
+            continue
+        outcome = build_region(reg, cfg, r)
+        chosen, flag = outcome.chosen, outcome.fallback
+        il, io = ctx["cell_ilat"][reg.cells], ctx["cell_ilon"][reg.cells]
+        in_pool[il[outcome.pool], io[outcome.pool]] = True
+        for res in outcome.runs:
+            np.add.at(counts, (il[res.columns], io[res.columns]), 1.0)
+        cols = chosen.columns
+        bridges.append(
+            RegionBridge(
+                region=reg.abbr,
+                cells=reg.cells[cols],
+                ilat=il[cols],
+                ilon=io[cols],
+                lat=ctx["lat"][il[cols]],
+                lon=ctx["lon"][io[cols]],
+                weights=chosen.weights,
+                bias=chosen.bias,
+                alpha=chosen.alpha,
+                r2_train=chosen.r2_train,
+                r2_cv=chosen.r2_cv,
+                fallback=flag,
+            )
+        )
+        stability = mean_jaccard([res.columns for res in outcome.runs])
+        rows.append(_summary_row(reg, outcome.n_samples, chosen, flag, stability))
+    if not bridges:
+        raise FluxbridgeError(f"{data}: no region has land cells; no bridge can be built")
+    freq = np.where(in_pool, counts / cfg.n_runs, np.nan)
+    attrs = {
+        "inputs_sha256": digest,
+        "seed": cfg.seed,
+        "r2_threshold": cfg.r2_threshold,
+        "n_runs": cfg.n_runs,
+        "source_dataset": str(data),
+    }
+    bset = BridgeSet(bridges, ctx["lat"], ctx["lon"], ctx["n_cells"], freq, attrs)
+    summary = pd.DataFrame(rows)
+    if cfg.figures:
+        write_figures(
+            bset,
+            summary,
+            ctx["pft_fraction"],
+            ctx["pft_names"],
+            ctx["land"],
+            cfg.r2_threshold,
+            run / "figures",
+        )
+    with atomic_path(run / "bridges_summary.csv", overwrite=True) as tmp:
+        summary.to_csv(tmp, index=False, float_format="%.6g")
+    with atomic_path(run / "bridges_config.yaml", overwrite=True) as tmp:
+        tmp.write_text(yaml.safe_dump(to_mapping(cfg), sort_keys=False))
+    bset.save(out, overwrite=True)  # last: its presence marks a complete build
+    print(summary.to_string(index=False))
+    return 0
+
+
+def _summary_row(
+    reg: RegionData, n_candidates: int, chosen: RunResult | None, flag: str, stability: float
+) -> dict:
+    nan = float("nan")
+    return {
+        "region": reg.abbr,
+        "n_pixels": reg.n_pixels,
+        "n_candidates": n_candidates,
+        "n_contributing": 0 if chosen is None else int(chosen.columns.size),
+        "alpha": nan if chosen is None else chosen.alpha,
+        "r2_train": nan if chosen is None else chosen.r2_train,
+        "r2_cv": nan if chosen is None else chosen.r2_cv,
+        "stability": stability,
+        "fallback": flag,
+    }

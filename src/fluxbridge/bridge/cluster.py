@@ -1,0 +1,114 @@
+"""Spectral clustering of pixels by DTW distance, and stratified candidate sampling.
+
+Choices (Upton et al. §3.3.1 name the methods, not their settings):
+
+* affinity: self-tuning Gaussian kernel ``A_ij = exp(-D_ij² / (σ_i σ_j))`` with σ_i the
+  DTW distance of pixel i to its 7th nearest neighbour (local scaling, Zelnik-Manor &
+  Perona 2004): scale-free, and unlike one global scale (e.g. the median distance)
+  it keeps well-separated groups apart so the eigengap sees them;
+* number of clusters: eigengap heuristic on the symmetric normalised Laplacian
+  ``L = I − D^-1/2 A D^-1/2``: ``k = argmax_k (λ_{k+1} − λ_k)`` over ``k ∈ [2, k_max]``
+  (eigenvalues ascending), bounded by ``n − 1``;
+* labels: scikit-learn ``SpectralClustering(affinity="precomputed",
+  assign_labels="cluster_qr")`` — cluster_qr needs no k-means restarts and is
+  deterministic given the seeded eigensolver;
+* sampling: proportional allocation across clusters with at least one pixel per
+  cluster (largest-remainder rounding), simple random sampling within clusters.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.linalg import eigh
+from sklearn.cluster import SpectralClustering
+
+
+def gaussian_affinity(dist: np.ndarray, neighbours: int = 7) -> np.ndarray:
+    """Self-tuning Gaussian affinity in [0, 1] from a symmetric distance matrix.
+
+    ``A_ij = exp(-D_ij² / (σ_i σ_j))`` with σ_i the distance from pixel i to its
+    ``neighbours``-th nearest neighbour (Zelnik-Manor & Perona 2004, local scaling),
+    floored at the smallest non-zero distance so duplicated series stay finite.
+    All-identical series give an all-ones affinity.
+    """
+    d = np.asarray(dist, dtype=np.float64)
+    if d.ndim != 2 or d.shape[0] != d.shape[1]:
+        raise ValueError(f"distance matrix must be square, got shape {d.shape}")
+    if not np.isfinite(d).all() or (d < 0).any():
+        raise ValueError("distance matrix must be finite and non-negative")
+    n = d.shape[0]
+    positive = d[d > 0]
+    if n < 2 or positive.size == 0:
+        return np.ones_like(d)
+    k = min(neighbours, n - 1)
+    sigma = np.maximum(np.sort(d, axis=1)[:, k], positive.min())  # column 0 is the pixel itself
+    return np.exp(-(d**2) / np.outer(sigma, sigma))
+
+
+def eigengap_n_clusters(affinity: np.ndarray, k_max: int) -> int:
+    """Number of clusters by the largest eigengap of the normalised Laplacian, in [2, k_max]."""
+    n = affinity.shape[0]
+    if n < 3:
+        raise ValueError(f"need at least 3 pixels to choose a cluster count, got {n}")
+    k_hi = min(k_max, n - 1)
+    if k_hi < 2:
+        raise ValueError(f"k_max must be at least 2, got {k_max}")
+    degree = affinity.sum(axis=1)
+    inv_sqrt = 1.0 / np.sqrt(degree)
+    lap = np.eye(n) - inv_sqrt[:, None] * affinity * inv_sqrt[None, :]
+    eig = eigh(lap, eigvals_only=True, subset_by_index=[0, k_hi])
+    gaps = np.diff(eig)  # gaps[k-1] = λ_{k+1} − λ_k (1-based k)
+    return int(np.argmax(gaps[1:k_hi]) + 2)
+
+
+def spectral_clusters(dist: np.ndarray, k_max: int, seed: int) -> np.ndarray:
+    """Cluster labels (0 .. k-1) of the pixels of a DTW distance matrix.
+
+    Fewer than 3 pixels form a single cluster (nothing to choose between).
+    """
+    n = dist.shape[0]
+    if n < 3:
+        return np.zeros(n, dtype=np.int64)
+    affinity = gaussian_affinity(dist)
+    k = eigengap_n_clusters(affinity, k_max)
+    model = SpectralClustering(
+        n_clusters=k, affinity="precomputed", assign_labels="cluster_qr", random_state=seed
+    )
+    return model.fit_predict(affinity).astype(np.int64)
+
+
+def proportional_allocation(sizes: np.ndarray, n_samples: int) -> np.ndarray:
+    """Samples per cluster: proportional to size, ≥ 1 each, ≤ size, summing to n_samples.
+
+    When ``n_samples`` is smaller than the number of clusters every cluster still
+    gets one (the total is then the number of clusters); when it exceeds the
+    number of pixels every pixel is taken.
+    """
+    sizes = np.asarray(sizes, dtype=np.int64)
+    if (sizes < 1).any():
+        raise ValueError("every cluster must have at least one pixel")
+    total = int(sizes.sum())
+    n_samples = min(max(n_samples, sizes.size), total)
+    quota = n_samples * sizes / total
+    alloc = np.clip(np.floor(quota).astype(np.int64), 1, sizes)
+    while alloc.sum() < n_samples:
+        # largest remainder first, among clusters that still have unsampled pixels
+        k = int(np.argmax(np.where(alloc < sizes, quota - alloc, -np.inf)))
+        alloc[k] += 1
+    while alloc.sum() > n_samples:
+        # minimum-one rule overshot: take back from the clusters most above their quota
+        k = int(np.argmax(np.where(alloc > 1, alloc - quota, -np.inf)))
+        alloc[k] -= 1
+    return alloc
+
+
+def stratified_sample(labels: np.ndarray, n_samples: int, rng: np.random.Generator) -> np.ndarray:
+    """Sorted indices of a stratified random sample of the pixels with these cluster labels."""
+    labels = np.asarray(labels)
+    clusters, sizes = np.unique(labels, return_counts=True)
+    alloc = proportional_allocation(sizes, n_samples)
+    picked = [
+        rng.choice(np.flatnonzero(labels == c), size=int(m), replace=False)
+        for c, m in zip(clusters, alloc, strict=True)
+    ]
+    return np.sort(np.concatenate(picked))
