@@ -48,6 +48,11 @@ def _run(module: str, func: str, **kwargs: Any) -> None:
         raise Exit(code=int(code))
 
 
+def _int(value: int | str | None) -> int | None:
+    # invoke passes options whose default is None as strings
+    return None if value is None else int(value)
+
+
 def _split(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
 
@@ -208,8 +213,8 @@ def train(
         model=model,
         data=Path(data),
         run=Path(run),
-        folds=folds,
-        max_epochs=max_epochs,
+        folds=_int(folds),
+        max_epochs=_int(max_epochs),
         integral=integral,
         inversions=_split(inversions),
         on_decoupling=on_decoupling,

@@ -2,8 +2,11 @@
 
 Cell areas use the exact formula for a cell on a sphere bounded by two
 parallels and two meridians, A = R² (λ2 − λ1) (sin φ2 − sin φ1), never the
-cos(lat) approximation. R is the mean Earth radius 6 371 000 m (the value CDO
-uses for ``gridarea``), so areas agree with CDO.
+cos(lat) approximation. R is the mean Earth radius 6 371 000 m, the radius CDO
+uses. CDO's ``gridarea`` treats cell edges as great circles rather than
+parallels, so its 1° areas differ from these exact latitude-band areas by up to
+~2e-5 relative; cross-checks against CDO either pass our areas to CDO or allow
+for that.
 """
 
 from __future__ import annotations
