@@ -1,0 +1,256 @@
+"""Build a twin-world canonical dataset: ``run_twin(scenario, out, force)``.
+
+The dataset is written into a temporary sibling directory and renamed at the end,
+so ``out`` is never half written. The drivers stream to disk block by block; what is
+kept in memory is monthly (month × land cells) and the towers' daily series.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+import yaml
+from tqdm import tqdm
+
+from fluxbridge.config import to_mapping
+from fluxbridge.data.canonical import DRIVER_NAMES, SCHEMA_VERSION
+from fluxbridge.errors import FluxbridgeError
+from fluxbridge.io import write_netcdf
+
+from .geography import Geography, build_geography
+from .inversions import PG_PER_G, RegionalOperator, inversion_members
+from .products import product_families, reference, residual_sink
+from .scenario import Scenario, load_scenario
+from .seasonal import Calendar
+from .towers import observe, place_towers, record_mask, tower_drivers
+from .world import World
+from .write import (
+    ACTION,
+    create_drivers,
+    create_ensemble,
+    gridded,
+    nee_attrs,
+    write_grid,
+    write_monthly,
+    write_sites,
+)
+
+_STREAM_INVERSIONS = 50
+MONTHLY_KEPT = ("nee", "gpp", "reco", "unexplained", "soil_moisture", "lai", "sif")
+
+
+def run_twin(scenario: Path, out: Path, force: bool = False) -> int:
+    """Write the twin-world canonical dataset of ``scenario`` (YAML) into ``out``."""
+    scn = load_scenario(scenario)
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
+        raise FluxbridgeError(f"{out} exists and is not empty; pass force to replace it")
+    started = time.perf_counter()
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    try:
+        summary = build(scn, tmp)
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old) if old.is_dir() else old.unlink()
+        else:
+            tmp.rename(out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    print(
+        f"twin world {scenario} → {out}: {summary['cells']} land cells, {summary['sites']} "
+        f"towers, truth global NEE {summary['truth_global_nee_pgc_yr']:.2f} PgC/yr "
+        f"(mean), built in {time.perf_counter() - started:.1f} s"
+    )
+    return 0
+
+
+def build(scn: Scenario, root: Path) -> dict[str, object]:
+    """Write every file of the dataset into the existing directory ``root``."""
+    calendar = Calendar.for_years(scn.years[0], scn.years[1], scn.base_years)
+    geo = build_geography(scn.grid, scn.geography)
+    write_grid(geo, root / "grid.nc")
+    towers = place_towers(geo, scn.sites, scn.seed)
+    world = World(scn, geo, calendar)
+
+    n_months, n_days = len(calendar.months), len(calendar.days)
+    monthly = {k: np.empty((n_months, geo.n_cells)) for k in MONTHLY_KEPT}
+    site_truth = np.empty((towers.n, n_days))
+    site_pixel = {name: np.empty((towers.n, n_days), np.float32) for name in DRIVER_NAMES}
+    handle = create_drivers(geo, calendar.days, root / "drivers.nc")
+    try:
+        for index in tqdm(range(world.n_blocks), desc="twin world", unit="block"):
+            block = world.block(index)
+            for name, values in block.drivers.items():
+                handle.variables[name][:, block.start : block.stop] = values
+            for name, values in block.monthly.items():
+                monthly[name][:, block.start : block.stop] = values
+            here = (towers.cell >= block.start) & (towers.cell < block.stop)
+            local = towers.cell[here] - block.start
+            site_truth[here] = block.nee[:, local].T
+            for name in DRIVER_NAMES:
+                site_pixel[name][here] = block.drivers[name][:, local].T
+    finally:
+        handle.close()
+
+    mask = record_mask(towers, calendar.days.year.to_numpy(), scn.sites, scn.seed)
+    nee_obs = observe(site_truth, towers, mask, scn)
+    write_sites(towers, calendar.days, nee_obs, tower_drivers(site_pixel, scn), root / "sites.nc")
+    global_annual = _write_truth(geo, calendar, monthly, towers, site_truth, root)
+    _write_inversions(geo, calendar, monthly["nee"], scn, root)
+    _write_derived(geo, calendar, monthly, global_annual, scn, root)
+    _write_metadata(scn, root, geo, towers.n, global_annual)
+    return {
+        "cells": geo.n_cells,
+        "sites": towers.n,
+        "truth_global_nee_pgc_yr": float(global_annual.mean()),
+    }
+
+
+def _global_annual(nee: np.ndarray, geo: Geography, calendar: Calendar) -> np.ndarray:
+    """(year,) PgC yr-1 over every land cell."""
+    area = geo.on_cells(geo.cell_area * geo.land_fraction)
+    per_month = (nee @ area) * calendar.days_in_month * PG_PER_G
+    return np.bincount(calendar.year_of_month, weights=per_month)
+
+
+def _write_truth(geo, calendar, monthly, towers, site_truth, root: Path) -> np.ndarray:
+    extra = xr.Dataset(
+        {"site_nee": (("site", "time_daily"), site_truth.astype(np.float32), nee_attrs(
+            "true NEE at the tower pixel (no bias, no noise)", "time_daily: mean"))},
+        coords={
+            "site": ("site", np.array(towers.ids, dtype=object)),
+            "time_daily": ("time_daily", calendar.days),
+        },
+    )  # fmt: skip
+    write_monthly(
+        {
+            "nee": (monthly["nee"], nee_attrs("true net ecosystem exchange")),
+            "gpp": (monthly["gpp"], nee_attrs("true gross primary production (positive)")),
+            "reco": (monthly["reco"], nee_attrs("true ecosystem respiration (positive)")),
+            "nee_unexplained": (
+                monthly["unexplained"],
+                nee_attrs("part of the true NEE that no driver explains"),
+            ),
+        },
+        geo,
+        calendar.months,
+        root / "truth.nc",
+        {"title": "twin-world truth: hide this file from any model"},
+        extra,
+    )
+    return _global_annual(monthly["nee"], geo, calendar)
+
+
+def _write_inversions(geo, calendar, truth: np.ndarray, scn: Scenario, root: Path) -> None:
+    cfg = scn.inversions
+    names = [f"INV{m + 1}" for m in range(cfg.members)]
+    groups = [
+        "in-situ-inversion" if m % 2 == 0 else "satellite-inversion" for m in range(len(names))
+    ]
+    operator = RegionalOperator.of(geo)
+    handle = create_ensemble(geo, calendar.months, names, groups, root / "inversions.nc")
+    try:
+        fields = inversion_members(
+            truth,
+            geo,
+            operator,
+            calendar.days_in_month,
+            members=cfg.members,
+            regional_sigma=cfg.regional_error_pgc_month,
+            pixel_sigma=cfg.pixel_noise_gc_m2_d,
+            timescale_months=cfg.error_timescale_months,
+            length_scale_deg=cfg.noise_length_scale_deg,
+            seed=scn.seed,
+            stream=_STREAM_INVERSIONS,
+        )
+        for m, nee in enumerate(fields):
+            handle.variables["nee"][m] = gridded(nee, geo)
+    finally:
+        handle.close()
+
+
+def _write_derived(geo, calendar, monthly, global_annual, scn: Scenario, root: Path) -> None:
+    months = calendar.months
+    ref = reference(monthly["nee"], monthly["unexplained"], geo, months, scn)
+    write_monthly(
+        {"nee": (ref, nee_attrs("FLUXCOM-like reference NEE (EC-only upscaling)"))},
+        geo,
+        months,
+        root / "reference.nc",
+    )
+    sink, sigma = residual_sink(global_annual, scn)
+    years = calendar.years.astype(np.int32)
+    ds = xr.Dataset(
+        {
+            "nee_global": ("year", sink, {
+                "units": "PgC yr-1", "long_name": "global residual land sink as NEE "
+                "(negative = sink)", "cell_methods": "year: sum"}),
+            "nee_global_sigma": ("year", sigma, {"units": "PgC yr-1", "long_name": "1 sigma"}),
+        },
+        coords={"year": ("year", years, {"long_name": "calendar year"})},
+    )  # fmt: skip
+    write_netcdf(ds, root / "residual_sink.nc", action=ACTION)
+    ancillary = {
+        "soil_moisture": ("m3 m-3", "volumetric soil moisture"),
+        "sif": ("mW m-2 nm-1 sr-1", "SIF-like fluorescence"),
+        "lai": ("m2 m-2", "leaf area index"),
+    }
+    write_monthly(
+        {
+            name: (monthly[name], {"units": u, "long_name": ln, "cell_methods": "time: mean"})
+            for name, (u, ln) in ancillary.items()
+        },
+        geo,
+        months,
+        root / "ancillary.nc",
+    )
+    _write_products(geo, calendar, monthly["nee"], scn, root)
+
+
+def _write_products(geo, calendar, truth, scn: Scenario, root: Path) -> None:
+    folder = root / "products"
+    folder.mkdir()
+    listing = []
+    operator = RegionalOperator.of(geo)
+    for product in product_families(truth, geo, operator, calendar.months, scn):
+        name = f"{product.name}.nc"
+        write_monthly(
+            {"nee": (product.nee, nee_attrs())},
+            geo,
+            calendar.months,
+            folder / name,
+            {"group": product.group, "title": f"twin-world product {product.name}"},
+        )
+        listing.append({"name": product.name, "file": name, "group": product.group})
+    (folder / "products.yaml").write_text(yaml.safe_dump({"products": listing}, sort_keys=False))
+
+
+def _write_metadata(scn: Scenario, root: Path, geo, n_sites: int, global_annual) -> None:
+    (root / "scenario.yaml").write_text(scn.to_yaml())
+    meta = {
+        "schema_version": SCHEMA_VERSION,
+        "source": "twin",
+        "years": list(scn.years),
+        "resolution_deg": scn.resolution_deg,
+        "scenario": to_mapping(scn),
+        "scenario_sha256": scn.sha256(),
+        "geography": scn.geography,
+        "regions_source": geo.regions_source,
+        "land_cells": geo.n_cells,
+        "sites": n_sites,
+        "truth_global_nee_pgc_yr": [round(float(v), 4) for v in global_annual],
+        "files": sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()),
+    }
+    (root / "canonical.json").write_text(json.dumps(meta, indent=2) + "\n")
