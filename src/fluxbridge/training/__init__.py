@@ -1,0 +1,1 @@
+"""Training: data modules, site folds, the bridge-decoupling callback, the member runner."""

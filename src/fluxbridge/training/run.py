@@ -1,0 +1,267 @@
+"""``invoke train``: EC or EC-ATM members, one per held-out site fold (Upton §3.4).
+
+Layout under the run directory (see docs/training.md)::
+
+    RUN/train/<model>/config.yaml            resolved config
+    RUN/train/<model>/fold_<k>/best.ckpt     member k: best validation epoch
+    RUN/train/<model>/fold_<k>/last.ckpt     for resume
+    RUN/train/<model>/fold_<k>/metrics.csv   CSVLogger
+    RUN/train/<model>/decoupling.csv         post-hoc bridge decoupling of the members
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytorch_lightning as pl
+import torch
+import yaml
+from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.utilities import rank_zero_only
+
+from fluxbridge.config import from_mapping, load_yaml, to_mapping
+from fluxbridge.data.canonical import DRIVER_NAMES, open_canonical
+from fluxbridge.errors import ConfigError
+from fluxbridge.io import atomic_path
+from fluxbridge.models.modules import MODULES
+from fluxbridge.models.network import BridgeLike, NEENetwork
+from fluxbridge.training.callbacks import ACTIONS, BridgeDecoupling
+from fluxbridge.training.checkpoint import check_identity, load_member, read_checkpoint
+from fluxbridge.training.datamodules import ATMSpec, FluxDataModule
+from fluxbridge.training.folds import folds_to_train
+
+INTEGRALS = ("bridge", "exact")
+
+
+@dataclass
+class TrainConfig:
+    """Hyperparameters (Upton Table B1) and run options; ``configs/train/*.yaml``."""
+
+    latent: int = 32
+    lr: float = 0.003
+    batch_size: int = 10000
+    max_epochs: int = 100
+    seed: int = 0
+    atm_val_years: int = 2
+    num_workers: int = 0
+    decoupling_max_rel_error: float = 0.1
+    decoupling_min_corr: float = 0.9
+    progress_bar: bool = True
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{name}={value!r} is not one of {list(allowed)}")
+
+
+def model_dir_name(model: str, integral: str, inversions: list[str] | None) -> str:
+    """``ec``, ``ec-atm``, ``ec-atm-exact``, ``ec-atm-inv-A+B`` ... (one folder per setup)."""
+    name = model
+    if model == "ec-atm" and integral == "exact":
+        name += "-exact"
+    if model == "ec-atm" and inversions:
+        name += "-inv-" + "+".join(inversions)
+    return name
+
+
+def load_bridges(path: Path) -> BridgeLike:
+    from fluxbridge.bridge.bridgeset import BridgeSet
+
+    return BridgeSet.load(path)
+
+
+def _member_seed(seed: int, fold: int) -> int:
+    return int(np.random.SeedSequence([seed, fold]).generate_state(1)[0])
+
+
+def _devices(devices: Any) -> Any:
+    return int(devices) if isinstance(devices, str) and devices.isdigit() else devices
+
+
+def run_train(
+    model: str,
+    data: Path,
+    run: Path,
+    folds: int | None = None,
+    max_epochs: int | None = None,
+    integral: str = "bridge",
+    inversions: list[str] | None = None,
+    on_decoupling: str = "warn",
+    accelerator: str = "auto",
+    devices: Any = "auto",
+    strategy: str = "auto",
+    num_nodes: int = 1,
+    resume: bool = False,
+    config: Path | None = None,
+) -> int:
+    """Train one member per held-out site fold; returns 0."""
+    _choice("model", model, tuple(MODULES))
+    _choice("integral", integral, INTEGRALS)
+    _choice("on_decoupling", on_decoupling, ACTIONS)
+    cfg = from_mapping(TrainConfig, load_yaml(config) if config else {}, str(config or ""))
+    if max_epochs is not None:
+        cfg.max_epochs = max_epochs
+    data, run = Path(data), Path(run)
+    canonical = open_canonical(data)
+    bridges_path = run / "bridges.nc"
+    bridges = load_bridges(bridges_path) if bridges_path.exists() else None
+    if model == "ec-atm" and integral == "bridge" and bridges is None:
+        raise ConfigError(
+            f"{bridges_path} not found: integral='bridge' needs the bridge models; run "
+            f"`invoke bridges --data {data} --run {run}` first (or use --integral exact)"
+        )
+    out = run / "train" / model_dir_name(model, integral, inversions)
+    fold_ids = folds_to_train(
+        canonical.open("sites")["fold"].values, folds, canonical.path("sites")
+    )
+    if not resume:
+        done = sorted(str(p) for k in fold_ids for p in (out / f"fold_{k}").glob("*.ckpt"))
+        if done:
+            raise ConfigError(
+                f"{out} already holds checkpoints ({done[0]} ...); pass resume=True to "
+                "continue them or remove the folder"
+            )
+    resolved = {
+        "model": model,
+        "data": str(data),
+        "folds": fold_ids,
+        "integral": integral,
+        "inversions": inversions,
+        "on_decoupling": on_decoupling,
+        "trainer": {
+            "accelerator": accelerator,
+            "devices": devices,
+            "strategy": strategy,
+            "num_nodes": num_nodes,
+        },
+        "train": to_mapping(cfg),
+    }
+    if rank_zero_only.rank == 0:
+        with atomic_path(out / "config.yaml", overwrite=True) as tmp:
+            tmp.write_text(yaml.safe_dump(resolved, sort_keys=False))
+    setup = MemberSetup(
+        model=model,
+        data=data,
+        out=out,
+        cfg=cfg,
+        integral=integral,
+        inversions=inversions,
+        on_decoupling=on_decoupling,
+        trainer_kwargs={
+            "accelerator": accelerator,
+            "devices": _devices(devices),
+            "strategy": strategy,
+            "num_nodes": num_nodes,
+        },
+        resume=resume,
+    )
+    tables = []
+    for k in fold_ids:
+        # Each member gets its own copy: a refit must not leak into the next fold.
+        table = train_member(setup, k, copy.deepcopy(bridges))
+        if table is not None:
+            tables.append(table)
+    if tables and rank_zero_only.rank == 0:
+        with atomic_path(out / "decoupling.csv", overwrite=True) as tmp:
+            pd.concat(tables, ignore_index=True).to_csv(tmp, index=False, float_format="%.6g")
+    return 0
+
+
+@dataclass(frozen=True)
+class MemberSetup:
+    """Everything a member's fit needs besides its fold and its bridges."""
+
+    model: str
+    data: Path
+    out: Path
+    cfg: TrainConfig
+    integral: str
+    inversions: list[str] | None
+    on_decoupling: str
+    trainer_kwargs: dict[str, Any]
+    resume: bool
+
+    def atm_spec(self, bridges: BridgeLike | None) -> ATMSpec | None:
+        """EC-ATM trains on the inversions; EC only scores them when it can."""
+        if self.model == "ec" and self.integral == "bridge" and bridges is None:
+            return None
+        return ATMSpec(
+            self.integral,  # type: ignore[arg-type]
+            bridges,
+            self.inversions,
+            self.cfg.atm_val_years,
+            train=self.model == "ec-atm",
+        )
+
+
+def initial_network(cfg: TrainConfig, fold: int) -> NEENetwork:
+    """The member's initial weights: the same for EC and EC-ATM of one fold (Upton §3.3)."""
+    torch.manual_seed(_member_seed(cfg.seed, fold))
+    return NEENetwork(DRIVER_NAMES, cfg.latent)
+
+
+def train_member(setup: MemberSetup, fold: int, bridges: BridgeLike | None) -> pd.DataFrame | None:
+    """Fit the member of one held-out fold; return its post-hoc decoupling table (or None)."""
+    cfg, fold_dir = setup.cfg, setup.out / f"fold_{fold}"
+    spec = setup.atm_spec(bridges)
+    dm = FluxDataModule(
+        setup.data,
+        fold,
+        batch_size=cfg.batch_size,
+        seed=cfg.seed,
+        num_workers=cfg.num_workers,
+        atm=spec,
+    )
+    dm.setup("fit")
+    net = initial_network(cfg, fold)
+    net.set_standardisation(dm.input_mean, dm.input_std)
+    module = MODULES[setup.model](net, lr=cfg.lr, regional=dm.regional if spec else None)
+    callbacks: list[pl.Callback] = [
+        ModelCheckpoint(
+            dirpath=fold_dir,
+            filename="best",
+            monitor="val/loss",
+            mode="min",
+            save_last=True,
+            enable_version_counter=False,
+        )
+    ]
+    decoupling = None
+    if bridges is not None and spec is not None:
+        decoupling = BridgeDecoupling(
+            dm,
+            bridges,
+            max_rel_error=cfg.decoupling_max_rel_error,
+            min_corr=cfg.decoupling_min_corr,
+            action=setup.on_decoupling,  # type: ignore[arg-type]
+        )
+        callbacks.append(decoupling)
+    trainer = pl.Trainer(
+        **setup.trainer_kwargs,
+        max_epochs=cfg.max_epochs,
+        deterministic=True,
+        use_distributed_sampler=False,
+        logger=CSVLogger(save_dir=setup.out, name=f"fold_{fold}", version=""),
+        callbacks=callbacks,
+        enable_progress_bar=cfg.progress_bar,
+        enable_model_summary=False,
+        log_every_n_steps=1,
+        default_root_dir=fold_dir,
+    )
+    ckpt_path = None
+    last = fold_dir / "last.ckpt"
+    if setup.resume and last.exists():
+        check_identity(read_checkpoint(last), last, setup.model)
+        ckpt_path = str(last)
+    trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
+    if decoupling is None or rank_zero_only.rank != 0:
+        return None
+    best = load_member(fold_dir / "best.ckpt", setup.model)
+    table = decoupling.table(best, dm.years)
+    return table.assign(fold=fold)[["fold", *table.columns]]

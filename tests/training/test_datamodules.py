@@ -1,0 +1,98 @@
+"""Site folds (grouped, no leakage), NaN masking, batching, ATM year samples."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from fluxbridge.errors import ConfigError, SchemaError
+from fluxbridge.io import open_netcdf
+from fluxbridge.training.datamodules import ATMSpec, EpochBatches, FluxDataModule
+from fluxbridge.training.folds import check_no_leakage, split_sites
+
+
+def _sites(data):
+    return open_netcdf(data / "sites.nc")
+
+
+def test_fold_split_has_no_site_leakage_and_masks_nan(tiny_data):
+    sites = _sites(tiny_data)
+    dm = FluxDataModule(tiny_data, held_out=3, batch_size=512)
+    dm.setup()
+    fold = sites["fold"].values
+    train, val = set(dm.split.train), set(dm.split.val)
+    assert not train & val and train | val == set(range(sites.sizes["site"]))
+    assert all(fold[i] == 3 for i in val) and all(fold[i] != 3 for i in train)
+    obs = sites["nee_obs"].values
+    finite = np.isfinite(obs)
+    assert len(dm.train_sites) == finite[sorted(train)].sum()
+    assert len(dm.val_sites) == finite[sorted(val)].sum()
+    assert not dm.train_sites.y.isnan().any() and not dm.val_sites.y.isnan().any()
+    # standardisation from the training folds only
+    train_tair = sites["Tair"].values[sorted(train)][finite[sorted(train)]]
+    assert dm.input_mean[8].item() == pytest.approx(train_tair.mean(), rel=1e-5)
+
+
+def test_colocated_sites_in_two_folds_are_refused():
+    with pytest.raises(SchemaError, match="share the position"):
+        check_no_leakage(np.array([0, 1]), np.array([10.0, 10.0]), np.array([5.0, 5.0]), "s.nc")
+
+
+def test_empty_fold_is_a_clear_error():
+    fold = np.array([0, 0, 1, 1])
+    with pytest.raises(ConfigError, match="fold 1 leaves no validation data"):
+        split_sites(fold, 1, np.array([5, 3, 0, 0]), "sites.nc")
+
+
+def test_ddp_shares_make_up_the_single_process_batches():
+    single = list(EpochBatches(103, 20, seed=4))
+    shares = [list(EpochBatches(103, 20, seed=4, rank=r, world_size=2)) for r in (0, 1)]
+    assert len(single) == 5 and all(len(b) == 20 for b in single)  # remainder 3 dropped
+    for batch, a, b in zip(single, *shares, strict=True):
+        assert sorted(a + b) == sorted(batch) and len(a) == len(b) == 10
+
+
+def test_batch_order_depends_on_seed_and_epoch_only():
+    s = EpochBatches(50, 10, seed=1)
+    first = list(s)
+    s.set_epoch(1)
+    second = list(s)
+    again = EpochBatches(50, 10, seed=1)
+    again.set_epoch(1)
+    assert second == list(again) and first != second
+    with pytest.raises(ConfigError, match="multiple of the 2 processes"):
+        EpochBatches(50, 11, seed=1, world_size=2)
+
+
+def test_atm_year_targets_are_inversion_integrals(tiny_data):
+    dm = FluxDataModule(
+        tiny_data, held_out=0, seed=3, atm=ATMSpec("exact", inversions=["invC", "invA"])
+    )
+    dm.setup()
+    assert len(dm.val_years) == 2 and set(dm.val_years) <= set(dm.years)
+    assert set(dm.train_years).isdisjoint(dm.val_years)
+    year = dm.train_years[0]
+    batch = dm.train_atm.items[0]
+    assert batch["year"] == year and batch["x"].shape[0] in (365, 366)
+    grid = open_netcdf(tiny_data / "grid.nc")
+    inv = open_netcdf(tiny_data / "inversions.nc")["nee"].sel(member=["invC", "invA"])
+    inv = inv.sel(time=inv.time.dt.year == year)
+    # independent integral: Σ nee · area · land · region_fraction · days · 1e-15
+    w = (grid.cell_area * grid.land_fraction * grid.region_fraction).transpose("region", ...)
+    days = xr.DataArray(pd.DatetimeIndex(inv.time.values).days_in_month.to_numpy(), dims="time")
+    expected = (inv * w * days).sum(("lat", "lon")).transpose("member", "region", "time") * 1e-15
+    assert np.allclose(batch["target"].numpy(), expected.values, rtol=1e-5)
+    assert batch["month_mean"].sum(dim=1).allclose(batch["month_mean"].new_ones(12))
+
+
+def test_unknown_inversion_member_lists_available(tiny_data):
+    dm = FluxDataModule(tiny_data, held_out=0, atm=ATMSpec("exact", inversions=["nope"]))
+    with pytest.raises(ConfigError, match=r"available: \['invA', 'invB', 'invC'\]"):
+        dm.setup()
+
+
+def test_tiny_fixture_is_a_valid_canonical_dataset(tiny_data):
+    from fluxbridge.data.canonical import open_canonical
+
+    keys = open_canonical(tiny_data).validate()
+    assert keys == ["grid", "drivers", "sites", "inversions", "reference", "residual_sink"]

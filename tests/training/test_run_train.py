@@ -1,0 +1,123 @@
+"""run_train end to end on the tiny dataset: layout, determinism, resume, errors, EC vs EC-ATM."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from fluxbridge.errors import ConfigError, SchemaError
+from fluxbridge.training.checkpoint import load_member, read_checkpoint
+from fluxbridge.training.run import run_train
+
+
+def _train(model, data, run, config, **kw):
+    kw.setdefault("folds", 1)
+    return run_train(model, data, run, accelerator="cpu", devices=1, config=config, **kw)
+
+
+def _net_state(path: Path) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in read_checkpoint(path)["state_dict"].items()}
+
+
+def _last_val(run: Path, model: str) -> pd.Series:
+    metrics = pd.read_csv(run / "train" / model / "fold_0" / "metrics.csv")
+    return metrics.dropna(subset=["val/loss"]).iloc[-1]
+
+
+def test_layout_and_decoupling_table(tiny_data, run_dir, tiny_config):
+    assert _train("ec-atm", tiny_data, run_dir, tiny_config) == 0
+    out = run_dir / "train" / "ec-atm"
+    for name in ("config.yaml", "decoupling.csv", "fold_0/best.ckpt", "fold_0/last.ckpt"):
+        assert (out / name).exists(), name
+    metrics = pd.read_csv(out / "fold_0" / "metrics.csv")
+    for column in (
+        "train/loss_ec",
+        "train/loss_atm",
+        "train/loss",
+        "train/w_ec",
+        "train/w_atm",
+        "val/loss",
+        "val/rmse_sites",
+        "val/loss_atm",
+        "decoupling/BRA/rel_error",
+    ):
+        assert column in metrics.columns, column
+    table = pd.read_csv(out / "decoupling.csv")
+    assert list(table.region) == ["USA", "BRA", "EU"] and set(table.fold) == {0}
+    assert {"rel_error", "corr", "exact_pgc_yr", "bridge_pgc_yr"} <= set(table.columns)
+    net = load_member(out / "fold_0" / "best.ckpt", "ec-atm")
+    assert net.input_std.min() > 0
+    with pytest.raises(SchemaError, match="checkpoint of model 'ec-atm', expected 'ec'"):
+        load_member(out / "fold_0" / "best.ckpt", "ec")
+    with pytest.raises(ConfigError, match="already holds checkpoints"):
+        _train("ec-atm", tiny_data, run_dir, tiny_config)
+
+
+def test_bitwise_deterministic(tiny_data, tmp_path, tiny_config):
+    states = []
+    for name in ("a", "b"):
+        _train("ec-atm", tiny_data, tmp_path / name, tiny_config, integral="exact")
+        states.append(_net_state(tmp_path / name / "train/ec-atm-exact/fold_0/last.ckpt"))
+    assert states[0].keys() == states[1].keys()
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+
+
+def test_resume_equals_uninterrupted(tiny_data, tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("batch_size: 4096\nprogress_bar: false\n")
+    _train("ec", tiny_data, tmp_path / "full", cfg, max_epochs=3, integral="exact")
+    _train("ec", tiny_data, tmp_path / "cut", cfg, max_epochs=1, integral="exact")
+    _train("ec", tiny_data, tmp_path / "cut", cfg, max_epochs=3, integral="exact", resume=True)
+    full = _net_state(tmp_path / "full/train/ec/fold_0/last.ckpt")
+    resumed = _net_state(tmp_path / "cut/train/ec/fold_0/last.ckpt")
+    assert all(torch.equal(full[k], resumed[k]) for k in full)
+
+
+def test_resume_refuses_another_models_checkpoint(tiny_data, tmp_path, tiny_config):
+    _train("ec", tiny_data, tmp_path, tiny_config, integral="exact", max_epochs=1)
+    ec_dir = tmp_path / "train/ec"
+    atm_dir = tmp_path / "train/ec-atm-exact/fold_0"
+    atm_dir.mkdir(parents=True)
+    (atm_dir / "last.ckpt").write_bytes((ec_dir / "fold_0/last.ckpt").read_bytes())
+    with pytest.raises(SchemaError, match="checkpoint of model 'ec', expected 'ec-atm'"):
+        _train("ec-atm", tiny_data, tmp_path, tiny_config, integral="exact", resume=True)
+
+
+def test_pickled_objects_are_refused(tmp_path):
+    path = tmp_path / "evil.ckpt"
+    torch.save({"fluxbridge": {"model": "ec"}, "obj": Path("x")}, path)
+    with pytest.raises(SchemaError, match="refusing to load"):
+        read_checkpoint(path)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"model": "ecatm"}, r"model='ecatm' is not one of \['ec', 'ec-atm'\]"),
+        ({"model": "ec", "integral": "fast"}, r"integral='fast' is not one of"),
+        ({"model": "ec", "folds": 11}, r"folds=11: .* has 10 site folds"),
+        ({"model": "ec-atm"}, r"bridges.nc not found: .*invoke bridges"),
+    ],
+)
+def test_bad_configs_are_clear(tiny_data, tmp_path, tiny_config, kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        run_train(data=tiny_data, run=tmp_path, config=tiny_config, **kwargs)
+    assert not (tmp_path / "train").exists()
+
+
+def test_unknown_config_key(tiny_data, tmp_path):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("latnet: 16\n")
+    with pytest.raises(ConfigError, match=r"unknown key.*'latnet'"):
+        run_train("ec", tiny_data, tmp_path, config=cfg)
+
+
+def test_ec_atm_lowers_atm_loss_and_keeps_ec_loss(tiny_data, run_dir, tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("batch_size: 1024\nmax_epochs: 4\nprogress_bar: false\nlr: 0.005\n")
+    _train("ec", tiny_data, run_dir, cfg)
+    _train("ec-atm", tiny_data, run_dir, cfg)
+    ec, ecatm = _last_val(run_dir, "ec"), _last_val(run_dir, "ec-atm")
+    assert ecatm["val/loss_atm"] < ec["val/loss_atm"]
+    assert ecatm["val/rmse_sites"] ** 2 <= 1.1 * ec["val/rmse_sites"] ** 2
