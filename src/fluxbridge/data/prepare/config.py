@@ -1,0 +1,205 @@
+"""The prepare config (``configs/prepare/*.yaml``): which manifest entries feed which file.
+
+A config names inputs by their manifest entry ``name`` and product mappings by
+file name (``<mappings_dir>/<mapping>.yaml``), never by machine path; the data
+directory is given on the command line (``invoke prepare --data-dir``).
+Relative ``manifest``, ``mappings_dir`` and ``sites.folds_csv`` paths are
+resolved against the config file's folder, then (for ``manifest``) the current
+working directory (the repository root when run through ``invoke``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from fluxbridge.config import from_mapping, load_yaml
+from fluxbridge.data.canonical import RECCAP2_REGIONS
+from fluxbridge.errors import ConfigError
+from fluxbridge.geo.grid import Grid
+
+GLOBAL_KEY = "GLOBAL"
+
+
+@dataclass(frozen=True)
+class ProductRef:
+    """A manifest entry read through a product mapping."""
+
+    entry: str
+    mapping: str
+
+
+@dataclass(frozen=True)
+class SitesConfig:
+    """FLUXNET towers: where the CSV files are, how folds are made.
+
+    ``folds_csv`` (optional) is a published fold list with columns SITE_ID, fold;
+    without it sites are split into ``n_folds`` grouped folds drawn with ``seed``.
+    """
+
+    entry: str
+    site_info: str = "site_info.csv"
+    folds_csv: str | None = None
+    n_folds: int = 10
+    seed: int = 0
+    nee_variable: Literal["NEE_VUT_REF", "NEE_CUT_REF"] = "NEE_VUT_REF"
+    tower_tair: bool = True
+
+    def __post_init__(self) -> None:
+        if self.n_folds < 2:
+            raise ValueError(f"sites.n_folds must be >= 2, got {self.n_folds}")
+
+
+@dataclass(frozen=True)
+class InversionsConfig:
+    """Inversion ensemble: ``members`` maps the canonical member name to its name in the product."""
+
+    entry: str
+    mapping: str
+    members: dict[str, str]
+
+    def __post_init__(self) -> None:
+        if not self.members:
+            raise ValueError("inversions.members must name at least one member")
+
+
+@dataclass(frozen=True)
+class FireConfig:
+    """Fire emissions subtracted from every inversion member.
+
+    ``fill``: what to do for months the fire product does not cover (GFAS starts
+    in 2003): ``error`` or ``climatology`` (that calendar month's mean over the
+    covered years, logged).
+    """
+
+    entry: str
+    mapping: str
+    fill: Literal["error", "climatology"] = "error"
+
+
+@dataclass(frozen=True)
+class LateralFluxes:
+    """Per-region annual lateral fluxes added to inversion NEE, spread over the region's land.
+
+    ``pgc_per_year`` maps a region abbreviation (or ``GLOBAL`` = all land) to
+    PgC yr-1 **added to NEE** (+ = the inversion is made more of a source).
+    """
+
+    source: str
+    verified: bool
+    pgc_per_year: dict[str, float]
+
+    def __post_init__(self) -> None:
+        known = {abbr for _, abbr, _ in RECCAP2_REGIONS} | {GLOBAL_KEY}
+        unknown = sorted(set(self.pgc_per_year) - known)
+        if unknown:
+            raise ValueError(f"lateral_fluxes.pgc_per_year: unknown region(s) {unknown}")
+
+
+@dataclass(frozen=True)
+class RegionsConfig:
+    """RECCAP2 mask: the official file when the entry is present, else built from countries."""
+
+    entry: str | None = None
+    mapping: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.entry is None) != (self.mapping is None):
+            raise ValueError("regions: give both entry and mapping, or neither")
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    """One real-data setup: years, resolution and the inputs of every canonical file."""
+
+    name: str
+    description: str
+    years: list[int]
+    resolution_deg: float
+    sites: SitesConfig
+    drivers: ProductRef
+    reference: ProductRef
+    inversions: InversionsConfig
+    residual_sink: ProductRef
+    fire: FireConfig | None = None
+    lateral_fluxes: LateralFluxes | None = None
+    regions: RegionsConfig = field(default_factory=RegionsConfig)
+    top_down_years: list[int] | None = None
+    manifest: str = "data_manifest.yaml"
+    mappings_dir: str = "mappings"
+
+    def __post_init__(self) -> None:
+        for key in ("years", "top_down_years"):
+            span = getattr(self, key)
+            if span is not None and (len(span) != 2 or span[0] > span[1]):
+                raise ValueError(f"{key} must be [first, last], got {span}")
+        if self.top_down_years is not None and not (
+            self.years[0] <= self.top_down_years[0] and self.top_down_years[1] <= self.years[1]
+        ):
+            raise ValueError(f"top_down_years {self.top_down_years} must lie within {self.years}")
+        try:
+            Grid.global_regular(self.resolution_deg)
+        except ValueError as exc:
+            raise ValueError(f"resolution_deg: {exc}") from exc
+
+    @property
+    def grid(self) -> Grid:
+        return Grid.global_regular(self.resolution_deg)
+
+    @property
+    def year_range(self) -> range:
+        """Years of drivers.nc and sites.nc."""
+        return range(self.years[0], self.years[1] + 1)
+
+    @property
+    def top_down_range(self) -> range:
+        """Years of inversions.nc, reference.nc and residual_sink.nc (default: ``years``)."""
+        span = self.top_down_years or self.years
+        return range(span[0], span[1] + 1)
+
+    def entries(self) -> dict[str, str]:
+        """Manifest entry name → what it is used for (required inputs only)."""
+        used = {
+            self.sites.entry: "sites",
+            self.drivers.entry: "drivers",
+            self.reference.entry: "reference",
+            self.inversions.entry: "inversions",
+            self.residual_sink.entry: "residual_sink",
+        }
+        if self.fire is not None:
+            used[self.fire.entry] = "fire"
+        return used
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A validated config with its resolved paths."""
+
+    path: Path
+    config: PrepareConfig
+    manifest: Path
+    mappings_dir: Path
+
+    def mapping_path(self, name: str) -> Path:
+        path = self.mappings_dir / f"{name}.yaml"
+        if not path.is_file():
+            raise ConfigError(f"{self.path}: mapping {name!r} not found (expected {path})")
+        return path
+
+    def resolve(self, relative: str) -> Path:
+        path = Path(relative)
+        return path if path.is_absolute() else self.path.parent / path
+
+
+def load_prepare_config(path: Path) -> LoadedConfig:
+    """Read and validate a prepare config (unknown keys, types, years, resolution)."""
+    path = Path(path)
+    cfg = from_mapping(PrepareConfig, load_yaml(path), str(path))
+    manifest = Path(cfg.manifest)
+    if not manifest.is_absolute():
+        beside = path.parent / manifest
+        manifest = beside if beside.exists() else Path.cwd() / manifest
+    mappings = Path(cfg.mappings_dir)
+    mappings = mappings if mappings.is_absolute() else path.parent / mappings
+    return LoadedConfig(path, cfg, manifest, mappings)

@@ -1,0 +1,146 @@
+"""drivers.nc: the 10 Table A2 drivers, daily, at land cells, from the FLUXCOM driver files.
+
+One year at a time is read, in blocks of at most 256 MiB, so memory stays bounded at
+0.5°; every year becomes a part file (resumable), and drivers.nc is streamed
+from the parts at the end. Per-PFT drivers (an extra PFT dimension) are
+reconstructed as Σ_pft pft_fraction × driver_pft, the PFT-weighted pixel value
+of Jung et al. (2019) / Tramontana et al. (2016).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cftime
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from fluxbridge.data.canonical import DRIVERS
+from fluxbridge.data.gridded import open_product
+from fluxbridge.data.prepare.gridfile import grid_index
+from fluxbridge.data.prepare.mappings import DriverSet
+from fluxbridge.errors import SchemaError
+from fluxbridge.geo.grid import Grid
+
+BLOCK_BYTES = 256 * 2**20  # per block read from a driver file
+
+
+def land_cells(land: xr.DataArray) -> tuple[np.ndarray, np.ndarray]:
+    """(ilat, ilon) of every cell with land_fraction > 0, row-major: the canonical cell order."""
+    return np.nonzero(land.values > 0)
+
+
+def year_days(path: Path, mapping: DriverSet, year: int) -> pd.DatetimeIndex:
+    """The days of the file; they must be every day of ``year`` (standard calendar) in order."""
+    ds = open_product(path)
+    if mapping.time_name not in ds.variables:
+        raise SchemaError(path, mapping.time_name, "missing time coordinate")
+    tvar = ds[mapping.time_name]
+    calendar = tvar.attrs.get("calendar", "standard").lower()
+    if calendar not in ("standard", "gregorian", "proleptic_gregorian"):
+        raise SchemaError(
+            path,
+            mapping.time_name,
+            f"calendar {calendar!r}: daily drivers must use the standard calendar",
+        )
+    try:
+        dates = cftime.num2date(
+            np.asarray(tvar.values, np.float64),
+            tvar.attrs["units"],
+            calendar,
+            only_use_cftime_datetimes=True,
+        )
+    except (KeyError, ValueError, TypeError) as exc:
+        raise SchemaError(path, mapping.time_name, f"cannot decode time: {exc}") from exc
+    days = pd.DatetimeIndex([pd.Timestamp(d.year, d.month, d.day) for d in dates])
+    expected = pd.date_range(f"{year}-01-01", f"{year}-12-31", freq="D")
+    if len(days) != len(expected) or not (days == expected).all():
+        lacking = expected.difference(days)
+        first = f"first missing {lacking[0]:%Y-%m-%d}" if lacking.size else "days out of order"
+        raise SchemaError(
+            path,
+            mapping.time_name,
+            f"has {len(days)} days, expected the {len(expected)} days of {year} "
+            f"({first}; a truncated file?)",
+        )
+    return expected
+
+
+def year_part(
+    path: Path,
+    mapping: DriverSet,
+    year: int,
+    grid: Grid,
+    pft: xr.DataArray,
+    cells: tuple[np.ndarray, np.ndarray],
+) -> xr.Dataset:
+    """One year of the 10 drivers as (time, cell) float32 in canonical units."""
+    days = year_days(path, mapping, year)
+    ds = open_product(path)
+    lat, lon = (ds[n].values for n in (mapping.lat_name, mapping.lon_name))
+    ilat, ilon = cells
+    # File rows/columns of the canonical land cells (the file may run N→S or over 0..360).
+    row, col = grid_index(lat, lon, grid, path)
+    row, col = row[ilat], col[ilon]
+    weight = pft.values[:, ilat, ilon]  # (pft, cell)
+    data = {}
+    for driver in DRIVERS:
+        spec = mapping.variables[driver.name]
+        if spec.variable not in ds.variables:
+            have = sorted(map(str, ds))
+            raise SchemaError(path, spec.variable, f"driver {driver.name} missing; has {have}")
+        raw = ds[spec.variable]
+        if raw.attrs.get("units") != spec.units:
+            raise SchemaError(
+                path,
+                spec.variable,
+                f"units {raw.attrs.get('units')!r}, the mapping expects {spec.units!r}",
+            )
+        per_pft = mapping.pft_dim in raw.dims
+        order = [
+            mapping.time_name,
+            *([mapping.pft_dim] if per_pft else []),
+            mapping.lat_name,
+            mapping.lon_name,
+        ]
+        raw = raw.transpose(*order)
+        step = _block_days(raw)
+        out = np.empty((days.size, ilat.size), dtype=np.float32)
+        for start in range(0, days.size, step):
+            block = np.asarray(raw.isel({mapping.time_name: slice(start, start + step)}).values)
+            values = block[..., row, col]
+            if per_pft:
+                # A PFT absent from the cell may hold NaN; a present one may not.
+                values = np.where(weight > 0, values, 0.0) * weight
+                values = values.sum(axis=1)
+            out[start : start + values.shape[0]] = values * spec.scale + spec.offset
+        data[driver.name] = (
+            ("time", "cell"),
+            out,
+            {"units": driver.units, "long_name": driver.long_name},
+        )
+    return xr.Dataset(
+        {
+            **data,
+            "cell_ilat": ("cell", ilat.astype(np.int32)),
+            "cell_ilon": ("cell", ilon.astype(np.int32)),
+        },
+        coords={"time": ("time", days, {"standard_name": "time"})},
+    )
+
+
+def _block_days(da: xr.DataArray) -> int:
+    """Days per block so that one block of ``da`` stays under :data:`BLOCK_BYTES`."""
+    per_day = da.dtype.itemsize * int(np.prod(da.shape[1:]))
+    return max(1, BLOCK_BYTES // per_day)
+
+
+def assemble(parts: list[Path]) -> xr.Dataset:
+    """drivers.nc from the yearly parts, lazily (dask), so writing streams block by block."""
+    years = [xr.open_dataset(p, engine="h5netcdf", chunks={}) for p in parts]
+    cells = years[0][["cell_ilat", "cell_ilon"]].load()
+    ds = xr.concat([y.drop_vars(["cell_ilat", "cell_ilon"]) for y in years], dim="time")
+    ds = ds.assign(cell_ilat=cells["cell_ilat"], cell_ilon=cells["cell_ilon"])
+    ds.attrs = {"title": "Upton et al. Table A2 drivers at land cells (daily)"}
+    return ds

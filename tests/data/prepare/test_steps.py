@@ -1,0 +1,118 @@
+"""Prepare steps checked alone: shipped configs, folds, lateral fluxes, budget table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from fluxbridge.data.manifest import load_manifest
+from fluxbridge.data.prepare.budget import read_table
+from fluxbridge.data.prepare.config import LateralFluxes, load_prepare_config
+from fluxbridge.data.prepare.inversions import lateral_field
+from fluxbridge.data.prepare.mappings import BudgetTable, load_mapping
+from fluxbridge.data.prepare.run import _mappings
+from fluxbridge.data.prepare.sites import grouped_folds, published_folds, tower_cells
+from fluxbridge.errors import ConfigError, SchemaError
+from fluxbridge.geo.grid import Grid
+
+from . import world
+
+CONFIGS = ("upton2024", "oco2mip")
+PENDING = {"fluxcom-rs-meteo-drivers"}  # not yet in data_manifest.yaml (see docs/real_data.md)
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_shipped_configs_and_their_mappings_load(name: str) -> None:
+    loaded = load_prepare_config(world.ROOT / f"configs/prepare/{name}.yaml")
+    assert loaded.config.resolution_deg == 0.5
+    assert set(_mappings(loaded)) >= {"drivers", "reference", "inversions", "residual_sink"}
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_shipped_configs_name_manifest_entries(name: str) -> None:
+    loaded = load_prepare_config(world.ROOT / f"configs/prepare/{name}.yaml")
+    known = set(load_manifest(world.ROOT / "data_manifest.yaml").names)
+    named = set(loaded.config.entries()) | {loaded.config.regions.entry}
+    assert named - known == PENDING
+
+
+def test_bad_config_key_is_named(tmp_path: Path) -> None:
+    path = world.write_config(tmp_path / "p.yaml", tmp_path / "m.yaml", resolution_deg=7.0)
+    with pytest.raises(ConfigError, match="resolution_deg"):
+        load_prepare_config(path)
+
+
+def test_grouped_folds_keep_groups_together_and_are_seeded() -> None:
+    groups = np.array([5, 5, 1, 2, 3, 3, 3, 4, 6, 7])
+    folds = grouped_folds(groups, 3, seed=1)
+    for g in np.unique(groups):
+        assert np.unique(folds[groups == g]).size == 1
+    np.testing.assert_array_equal(folds, grouped_folds(groups, 3, seed=1))
+    counts = np.bincount(folds, minlength=3)
+    assert counts.max() - counts.min() <= 3  # the largest group has 3 sites
+    with pytest.raises(SchemaError, match="cannot fill 20 folds"):
+        grouped_folds(groups, 20, seed=1)
+
+
+def test_published_folds(tmp_path: Path) -> None:
+    path = tmp_path / "folds.csv"
+    path.write_text("SITE_ID,fold\nUS-Ha1,3\nDE-Tha,0\n")
+    np.testing.assert_array_equal(published_folds(path, ["DE-Tha", "US-Ha1"]), [0, 3])
+    with pytest.raises(SchemaError, match="no fold for site"):
+        published_folds(path, ["BR-Sa1"])
+
+
+def test_tower_over_sea_goes_to_the_nearest_land_cell() -> None:
+    grid = Grid.global_regular(10.0)
+    land = np.zeros(grid.shape)
+    land[13, 18] = 1.0  # cell 40..50°N, 0..10°E
+    land[2, 30] = 1.0  # cell 70..60°S, 120..130°E
+    # (45 N, -2 E) is in an ocean cell; its nearest land cell centre is (45 N, 5 E).
+    np.testing.assert_array_equal(
+        tower_cells(np.array([45.0, -65.0]), np.array([-2.0, 125.0]), grid, land), [1, 0]
+    )
+
+
+def test_lateral_flux_integrates_to_the_table_value() -> None:
+    grid = Grid.global_regular(30.0)
+    land = xr.DataArray(np.full(grid.shape, 0.5), dims=("lat", "lon"), coords=grid.coords())
+    frac = np.zeros((2, *grid.shape))
+    frac[0, :3] = 1.0  # USA = southern half, CAN = northern half
+    frac[1, 3:] = 1.0
+    rf = xr.DataArray(
+        frac, dims=("region", "lat", "lon"), coords={"region": ["USA", "CAN"], **grid.coords()}
+    )
+    months = pd.date_range("2004-01-01", "2004-12-01", freq="MS")
+    table = LateralFluxes(source="test", verified=False, pgc_per_year={"USA": 0.3, "GLOBAL": 0.6})
+    adj = lateral_field(table, months, grid, land, rf)
+    area = (grid.cell_area() * land).values
+    days = months.days_in_month.to_numpy()
+    usa = (adj.values * area * frac[0]).sum(axis=(1, 2)) @ days / 1e15
+    can = (adj.values * area * frac[1]).sum(axis=(1, 2)) @ days / 1e15
+    np.testing.assert_allclose([usa, can], [0.3 + 0.3, 0.3])  # GLOBAL spread by land area
+
+
+def test_budget_xlsx_needs_openpyxl_or_a_csv(tmp_path: Path) -> None:
+    mapping = load_mapping(BudgetTable, world.MAPPINGS / "gcb2022_budget.yaml")
+    path = tmp_path / "budget.xlsx"
+    path.write_bytes(b"PK\x03\x04")
+    try:
+        import openpyxl  # noqa: F401
+    except ModuleNotFoundError:
+        with pytest.raises(ConfigError, match="openpyxl"):
+            read_table(path, mapping)
+    else:
+        with pytest.raises(SchemaError, match="budget"):
+            read_table(path, mapping)
+
+
+def test_budget_missing_column_is_named(tmp_path: Path) -> None:
+    mapping = load_mapping(BudgetTable, world.MAPPINGS / "gcb2022_budget.yaml")
+    path = tmp_path / "budget.csv"
+    world.write_budget(path, header_row=3)
+    with pytest.raises(SchemaError, match="missing column"):
+        read_table(path, mapping)
