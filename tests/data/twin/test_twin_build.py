@@ -45,7 +45,7 @@ def _regional_by_hand(nee: np.ndarray, grid: xr.Dataset, months) -> np.ndarray:
 def test_passes_open_canonical_and_keeps_scenario(tiny):
     ds = open_canonical(tiny)
     assert ds.meta["source"] == "twin" and ds.meta["schema_version"] == 1
-    assert ds.meta["years"] == [2003, 2004] and ds.meta["resolution_deg"] == 10.0
+    assert ds.meta["years"] == [2003, 2005] and ds.meta["resolution_deg"] == 10.0
     assert len(ds.meta["scenario_sha256"]) == 64
     saved = load_yaml(tiny / "scenario.yaml")
     assert saved["sites"]["count"] == 40 and saved["drought"]["region"] == "CHN"

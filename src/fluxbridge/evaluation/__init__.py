@@ -1,0 +1,1 @@
+"""Evaluation: metrics, regional series, model-vs-reference comparisons, reports."""

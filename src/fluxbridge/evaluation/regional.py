@@ -1,0 +1,84 @@
+"""Regional monthly series of every source of a run, in PgC month-1.
+
+Sources are named: ``<model>`` (ensemble mean), ``<model>:m<k>`` (member k),
+``inversion:<name>`` (each inversion), ``inversion_mean``, ``reference``
+(FLUXCOM-like field) and, on the twin world, ``truth``. Regions are the
+dataset's regions plus ``GLOBAL`` (all land).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from fluxbridge.data.canonical import MONTHLY_INTEGRAL_UNITS, CanonicalDataset
+from fluxbridge.geo.integrate import regional_integral_pgc
+from fluxbridge.io import ENGINE, write_netcdf
+
+GLOBAL = "GLOBAL"
+
+
+def region_weights(data: CanonicalDataset) -> xr.DataArray:
+    """(region, lat, lon) land shares per region with the dataset's abbreviations, plus GLOBAL."""
+    grid = data.grid_ds
+    frac = grid["region_fraction"].assign_coords(region=data.region_abbrs)
+    total = xr.ones_like(frac.isel(region=0)).expand_dims(region=[GLOBAL])
+    return xr.concat([frac, total], dim="region")
+
+
+def integrate_field(nee: xr.DataArray, data: CanonicalDataset) -> xr.DataArray:
+    """(…, time, lat, lon) monthly gC m-2 d-1 → (…, region, time) PgC month-1, GLOBAL included."""
+    grid = data.grid_ds
+    return regional_integral_pgc(
+        nee, grid["cell_area"], grid["land_fraction"], region_weights(data)
+    ).compute()
+
+
+def _labelled(series: xr.DataArray, name: str) -> xr.DataArray:
+    return series.expand_dims(source=[name])
+
+
+def regional_monthly(
+    data: CanonicalDataset, forward_files: dict[str, Path], out: Path | None = None
+) -> xr.DataArray:
+    """nee(source, region, time) in PgC month-1 for models, inversions, reference and truth."""
+    pieces: list[xr.DataArray] = []
+    for model, path in forward_files.items():
+        with xr.open_dataset(path, engine=ENGINE, chunks={"time": 12}) as ds:
+            pieces.append(_labelled(integrate_field(ds["nee_mean"], data), model))
+            members = integrate_field(ds["nee"], data)
+            for member in members["member"].values:
+                pieces.append(_labelled(members.sel(member=member, drop=True), f"{model}:{member}"))
+    inversions = data.open("inversions")
+    inv = integrate_field(inversions["nee"].chunk({"time": 12}), data)
+    for member in inv["member"].values:
+        pieces.append(_labelled(inv.sel(member=member, drop=True), f"inversion:{member}"))
+    pieces.append(_labelled(inv.mean("member"), "inversion_mean"))
+    pieces.append(_labelled(integrate_field(data.open("reference")["nee"], data), "reference"))
+    if data.has("truth"):
+        pieces.append(_labelled(integrate_field(data.open("truth")["nee"], data), "truth"))
+    times = pieces[0]["time"]
+    result = xr.concat([p.sel(time=times) for p in pieces], dim="source", join="exact")
+    result = result.transpose("source", "region", "time").astype(np.float64)
+    result.name = "nee"
+    result.attrs = {
+        "units": MONTHLY_INTEGRAL_UNITS,
+        "long_name": "regional monthly integral of NEE (positive = source)",
+        "cell_methods": "area: sum time: sum",
+    }
+    if out is not None:
+        ds = result.to_dataset()
+        ds["source"] = ds["source"].astype(str)
+        ds["region"] = ds["region"].astype(str)
+        write_netcdf(ds, out, action="regional monthly series", overwrite=True)
+    return result
+
+
+def annual_totals(monthly: xr.DataArray) -> xr.DataArray:
+    """Sum of monthly integrals per calendar year (PgC yr-1); incomplete years are dropped."""
+    counts = monthly["time"].dt.year.to_series().value_counts()
+    full_years = sorted(int(y) for y, n in counts.items() if n == 12)
+    annual = monthly.groupby("time.year").sum("time", skipna=False)
+    return annual.sel(year=full_years).assign_attrs(units="PgC yr-1")

@@ -1,0 +1,296 @@
+"""Forward runs of trained members over all land cells and days.
+
+The work is split into (year × cell-block) chunks, so memory stays bounded
+whatever the domain size: a chunk holds ``cell_block`` cells × ≤ 366 days × 10
+drivers. Each year is written to its own part file as soon as it is done, so a
+killed run resumes where it stopped; the parts are merged into the final file,
+written atomically, at the end. With Dask, years run as tasks on a cluster and
+produce the same part files, hence the same final file.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+from tqdm import tqdm
+
+from fluxbridge.data.canonical import DRIVER_NAMES, NEE_UNITS, CanonicalDataset
+from fluxbridge.errors import FluxbridgeError
+from fluxbridge.io import ENGINE, write_netcdf
+
+Member = Callable[[torch.Tensor], torch.Tensor]
+"""A trained member: raw drivers (N, 10) float32 → NEE (N,) in gC m-2 d-1."""
+
+
+@dataclass(frozen=True)
+class ForwardPlan:
+    """What one forward run computes: output steps grouped into yearly chunks, and cell blocks."""
+
+    drivers_path: Path
+    times: pd.DatetimeIndex  # daily driver times
+    n_cells: int
+    cell_block: int
+    daily: bool
+
+    @property
+    def years(self) -> list[int]:
+        return sorted(set(self.times.year.tolist()))
+
+    def day_slice(self, year: int) -> slice:
+        days = np.nonzero(self.times.year == year)[0]
+        return slice(int(days[0]), int(days[-1]) + 1)
+
+    def steps(self, year: int) -> pd.DatetimeIndex:
+        """Output time steps of ``year``: its days, or the starts of its months."""
+        days = self.times[self.day_slice(year)]
+        return days if self.daily else pd.DatetimeIndex(days.to_period("M").unique().to_timestamp())
+
+
+def run_members_on_block(
+    members: Sequence[Member], x: np.ndarray, device: torch.device
+) -> np.ndarray:
+    """NEE of every member for a block ``x`` (days, cells, drivers) → (member, days, cells)."""
+    days, cells, n_drivers = x.shape
+    flat = torch.from_numpy(np.ascontiguousarray(x.reshape(days * cells, n_drivers))).to(device)
+    out = np.empty((len(members), days, cells), dtype=np.float32)
+    with torch.inference_mode():
+        for k, member in enumerate(members):
+            out[k] = member(flat).reshape(days, cells).float().cpu().numpy()
+    return out
+
+
+def compute_year(
+    plan: ForwardPlan, members: Sequence[Member], year: int, device: torch.device
+) -> np.ndarray:
+    """(member, step, cell) NEE of one year (daily or monthly means), streaming over cell blocks."""
+    days = plan.day_slice(year)
+    times = plan.times[days]
+    month_starts = np.nonzero(np.r_[True, times.month[1:] != times.month[:-1]])[0]
+    n_steps = len(times) if plan.daily else month_starts.size
+    result = np.empty((len(members), n_steps, plan.n_cells), dtype=np.float32)
+    with xr.open_dataset(plan.drivers_path, engine=ENGINE) as ds:
+        for start in range(0, plan.n_cells, plan.cell_block):
+            cells = slice(start, min(start + plan.cell_block, plan.n_cells))
+            block = np.stack(
+                [ds[name].isel(time=days, cell=cells).values for name in DRIVER_NAMES], axis=-1
+            ).astype(np.float32)
+            if not np.isfinite(block).all():
+                bad = DRIVER_NAMES[int(np.nonzero(~np.isfinite(block).all(axis=(0, 1)))[0][0])]
+                raise FluxbridgeError(
+                    f"{plan.drivers_path}: driver '{bad}' has NaN/inf in {year}, cells "
+                    f"{cells.start}..{cells.stop - 1}; drivers must be gap-free at land cells"
+                )
+            nee = run_members_on_block(members, block, device)
+            if plan.daily:
+                result[:, :, cells] = nee
+            else:
+                lengths = np.diff(np.r_[month_starts, len(times)])
+                sums = np.add.reduceat(nee.astype(np.float64), month_starts, axis=1)
+                result[:, :, cells] = sums / lengths[None, :, None]
+    return result
+
+
+def _part_name(year: int) -> str:
+    return f"{year}.nc"
+
+
+def _write_part(
+    part_dir: Path,
+    year: int,
+    steps: pd.DatetimeIndex,
+    values: np.ndarray,
+    member_names: Sequence[str],
+    cell_ilat: np.ndarray,
+    cell_ilon: np.ndarray,
+    grid_ds: xr.Dataset,
+) -> None:
+    nlat, nlon = grid_ds.sizes["lat"], grid_ds.sizes["lon"]
+    field = np.full((len(member_names), len(steps), nlat, nlon), np.nan, dtype=np.float32)
+    field[:, :, cell_ilat, cell_ilon] = values
+    ds = xr.Dataset(
+        {"nee": (("member", "time", "lat", "lon"), field)},
+        coords={
+            "member": list(member_names),
+            "time": steps,
+            "lat": grid_ds["lat"],
+            "lon": grid_ds["lon"],
+        },
+    )
+    write_netcdf(ds, part_dir / _part_name(year), action="forward part", overwrite=True)
+
+
+def forward_run(
+    members: Sequence[Member],
+    member_names: Sequence[str],
+    data: CanonicalDataset,
+    out: Path,
+    *,
+    model_name: str,
+    daily: bool = False,
+    cell_block: int = 4096,
+    device: torch.device | None = None,
+    dask: str | None = None,
+    progress: bool = True,
+    provenance: dict[str, object] | None = None,
+) -> Path:
+    """Run ``members`` over every land cell; write ``out`` with nee(member, time, lat, lon).
+
+    Also writes the ensemble mean and standard deviation (``nee_mean``,
+    ``nee_std``, ddof=0) in gC m-2 d-1. Parts of an interrupted run found in
+    ``<out>.parts/`` are reused when they were made for the same members and
+    drivers (checked by a fingerprint); the parts are removed after the merge.
+    """
+    if out.exists():
+        raise FileExistsError(f"{out} exists; remove it or use another run directory")
+    device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    drivers = data.open("drivers")
+    grid_ds = data.grid_ds
+    plan = ForwardPlan(
+        drivers_path=data.path("drivers"),
+        times=pd.DatetimeIndex(drivers["time"].values),
+        n_cells=drivers.sizes["cell"],
+        cell_block=cell_block,
+        daily=daily,
+    )
+    cell_ilat = drivers["cell_ilat"].values
+    cell_ilon = drivers["cell_ilon"].values
+    drivers.close()
+
+    part_dir = out.with_name(out.name + ".parts")
+    fingerprint = {
+        "members": list(member_names),
+        "drivers": str(plan.drivers_path.resolve()),
+        "n_cells": plan.n_cells,
+        "daily": daily,
+        **(provenance or {}),
+    }
+    _prepare_part_dir(part_dir, fingerprint)
+    todo = [y for y in plan.years if not (part_dir / _part_name(y)).exists()]
+
+    def one(year: int) -> None:
+        values = compute_year(plan, members, year, device)
+        _write_part(
+            part_dir, year, plan.steps(year), values, member_names, cell_ilat, cell_ilon, grid_ds
+        )
+
+    if dask:
+        _run_on_dask(one, todo, dask)
+    else:
+        for year in tqdm(todo, desc=f"forward {model_name}", disable=not progress, unit="year"):
+            one(year)
+
+    _merge_parts(part_dir, plan, out, model_name=model_name, daily=daily, grid_ds=grid_ds)
+    shutil.rmtree(part_dir)
+    return out
+
+
+def _prepare_part_dir(part_dir: Path, fingerprint: dict[str, object]) -> None:
+    stamp = part_dir / "fingerprint.json"
+    if part_dir.exists():
+        previous = json.loads(stamp.read_text()) if stamp.exists() else None
+        if previous == fingerprint:
+            return
+        shutil.rmtree(part_dir)  # parts of another run configuration are never mixed in
+    part_dir.mkdir(parents=True)
+    stamp.write_text(json.dumps(fingerprint, indent=1, sort_keys=True))
+
+
+def _run_on_dask(one: Callable[[int], None], todo: list[int], address: str) -> None:
+    from dask import delayed
+    from dask.distributed import Client, LocalCluster, progress
+
+    if address == "local":
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True)
+        client = Client(cluster)
+    else:
+        cluster, client = None, Client(address)
+    try:
+        futures = client.compute([delayed(one)(p) for p in todo])
+        progress(futures)
+        client.gather(futures)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _merge_parts(
+    part_dir: Path,
+    plan: ForwardPlan,
+    out: Path,
+    *,
+    model_name: str,
+    daily: bool,
+    grid_ds: xr.Dataset,
+) -> None:
+    parts = [part_dir / _part_name(y) for y in plan.years]
+    with xr.open_mfdataset(
+        parts, engine=ENGINE, combine="nested", concat_dim="time", chunks={}
+    ) as ds:
+        nee = ds["nee"]
+        nee.attrs = {
+            "units": NEE_UNITS,
+            "long_name": "net ecosystem exchange (positive = source to the atmosphere)",
+            "cell_methods": "time: mean" if not daily else "time: point",
+        }
+        mean = nee.mean("member")
+        std = nee.std("member")
+        result = xr.Dataset(
+            {
+                "nee": nee,
+                "nee_mean": mean.assign_attrs(
+                    units=NEE_UNITS, long_name="ensemble mean NEE", cell_methods="member: mean"
+                ),
+                "nee_std": std.assign_attrs(
+                    units=NEE_UNITS,
+                    long_name="ensemble standard deviation of NEE (ddof=0)",
+                    cell_methods="member: standard_deviation",
+                ),
+            },
+        )
+        result = result.assign_coords(lat=grid_ds["lat"], lon=grid_ds["lon"])
+        result.attrs = {"title": f"fluxbridge forward run of {model_name}", "model": model_name}
+        write_netcdf(result, out, action=f"forward run of {model_name}")
+
+
+def run_forward(
+    run: Path,
+    data: Path | None = None,
+    models: list[str] | None = None,
+    daily: bool = False,
+    dask: str | None = None,
+) -> int:
+    """Entry point of `invoke forward`: every trained model → RUN/forward/<model>.nc."""
+    from fluxbridge.inference.fast import FoldedMember
+    from fluxbridge.inference.members import load_members, run_dataset, trained_models
+
+    dataset = CanonicalDataset(data or run_dataset(run))
+    available = trained_models(run)
+    chosen = models or available
+    unknown = sorted(set(chosen) - set(available))
+    if unknown:
+        raise FluxbridgeError(f"{run}: no trained model(s) {unknown}; trained: {available}")
+    for model in chosen:
+        members = load_members(run, model)
+        suffix = "_daily" if daily else ""
+        out = run / "forward" / f"{model}{suffix}.nc"
+        forward_run(
+            [FoldedMember(net) for net in members.values()],
+            [f"fold_{k}" for k in members],
+            dataset,
+            out,
+            model_name=model,
+            daily=daily,
+            dask=dask,
+            provenance={"checkpoints": [str(k) for k in members]},
+        )
+        print(f"wrote {out}")
+    return 0

@@ -1,0 +1,39 @@
+"""Shared fixtures: one tiny twin-world demo run per test session (real files, real Trainer)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+import pytest
+
+matplotlib.use("Agg")
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_SCENARIO = ROOT / "configs" / "twin" / "tiny.yaml"
+
+
+def demo_settings(base: Path) -> dict[str, object]:
+    """Small demo settings for tests: 2 folds × 2 epochs, 4 bridge runs, no progress bars."""
+    bridges = base / "bridges.yaml"
+    bridges.write_text("n_runs: 4\nn_jobs: 1\n")
+    train = base / "train.yaml"
+    train.write_text("max_epochs: 2\nprogress_bar: false\n")
+    return {"DEMO_FOLDS": 2, "DEMO_EPOCHS": 2, "DEMO_BRIDGES": bridges, "DEMO_TRAIN": train}
+
+
+@pytest.fixture(scope="session")
+def tiny_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`invoke demo` on the tiny scenario with 2 folds × 2 epochs: a complete run directory."""
+    from fluxbridge import pipeline
+
+    base = tmp_path_factory.mktemp("demo")
+    out = base / "run"
+    mp = pytest.MonkeyPatch()
+    for name, value in demo_settings(base).items():
+        mp.setattr(pipeline, name, value)
+    try:
+        assert pipeline.run_demo(TINY_SCENARIO, out, force=False) == 0
+    finally:
+        mp.undo()
+    return out
