@@ -77,6 +77,9 @@ DEMO_FOLDS = 3
 DEMO_EPOCHS = 30
 DEMO_BRIDGES = "configs/bridges/default.yaml"
 DEMO_TRAIN = "configs/train/demo.yaml"
+# Refit a region's bridge on the model's own output when it decouples (Upton §3.5 suggests it;
+# on the twin world the published `warn` lets the full integral drift: docs/training.md).
+DEMO_ON_DECOUPLING = "refit"
 
 
 def _config(relative: str | Path) -> Path:

@@ -22,3 +22,14 @@ def test_nan_loss_names_term_and_batch():
     batch = {"x": torch.zeros(4, 10), "y": torch.tensor([0.0, float("nan"), 1.0, 2.0])}
     with pytest.raises(NonFiniteLossError, match=r"ec loss is nan .*batch 7"):
         module.training_step(batch, 7)
+
+
+@pytest.mark.parametrize("scale", [1.0, 10.0])
+def test_uncertainty_weights_get_their_own_learning_rate(scale):
+    module = ECATMModule(NEENetwork(), lr=0.003, uncertainty_lr_scale=scale)
+    optimizer = module.configure_optimizers()
+    net_group, sigma_group = optimizer.param_groups
+    assert net_group["lr"] == 0.003 and sigma_group["lr"] == pytest.approx(0.003 * scale)
+    assert len(sigma_group["params"]) == 1 and sigma_group["params"][0] is module.log_var
+    n_net = sum(p.numel() for p in module.net.parameters())
+    assert sum(p.numel() for p in net_group["params"]) == n_net

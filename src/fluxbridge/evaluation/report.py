@@ -302,6 +302,11 @@ def build_report(
             ],
         )
     )
+    from fluxbridge.evaluation.sensitivity import sensitivity_section
+
+    sensitivity = sensitivity_section(run)
+    if sensitivity is not None:
+        sections.append(sensitivity)
     decoupling = _decoupling_section(run)
     if decoupling is not None:
         sections.append(decoupling)

@@ -10,10 +10,11 @@ import torch
 import xarray as xr
 
 from fluxbridge.data.canonical import DRIVER_NAMES, CanonicalDataset
-from fluxbridge.errors import FluxbridgeError
+from fluxbridge.errors import FluxbridgeError, SchemaError
 from fluxbridge.evaluation import scores
 from fluxbridge.evaluation.regional import regional_monthly
 from fluxbridge.evaluation.report import build_report
+from fluxbridge.geo.grid import Grid
 from fluxbridge.inference.members import load_members, run_dataset, trained_models
 from fluxbridge.io import ENGINE, atomic_path
 
@@ -48,7 +49,8 @@ def majority_pft(data: CanonicalDataset) -> np.ndarray:
 def evaluate_run(run: Path) -> dict[str, object]:
     """Compute every number of the run, write evaluation/ and report/, return metrics."""
     data = CanonicalDataset(run_dataset(run))
-    models = trained_models(run)
+    # one-against-many subset models have their own section (evaluation/sensitivity.py)
+    models = [m for m in trained_models(run) if "-inv-" not in m]
     forward = {m: run / "forward" / f"{m}.nc" for m in models}
     missing = [str(p) for p in forward.values() if not p.exists()]
     if missing:
@@ -56,6 +58,14 @@ def evaluate_run(run: Path) -> dict[str, object]:
             f"{run}: forward output missing ({', '.join(missing)}); "
             "run `invoke forward --run RUN` first"
         )
+    for path in forward.values():
+        with xr.open_dataset(path, engine=ENGINE) as ds:
+            if not Grid.from_dataset(ds, path).same_as(data.grid):
+                raise SchemaError(
+                    path,
+                    "lat/lon",
+                    f"grid differs from {data.path('grid')}; rerun `invoke forward` on it",
+                )
     eval_dir = run / "evaluation"
     eval_dir.mkdir(parents=True, exist_ok=True)
     monthly = regional_monthly(data, forward, eval_dir / "regional_monthly.nc")

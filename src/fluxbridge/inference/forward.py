@@ -149,7 +149,7 @@ def forward_run(
     drivers (checked by a fingerprint); the parts are removed after the merge.
     """
     if out.exists():
-        raise FileExistsError(f"{out} exists; remove it or use another run directory")
+        raise FluxbridgeError(f"{out} exists; remove it or use another run directory")
     device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
     drivers = data.open("drivers")
     grid_ds = data.grid_ds
@@ -257,6 +257,8 @@ def _merge_parts(
             },
         )
         result = result.assign_coords(lat=grid_ds["lat"], lon=grid_ds["lon"])
+        if "lat_bnds" in grid_ds and "lon_bnds" in grid_ds:
+            result = result.assign(lat_bnds=grid_ds["lat_bnds"], lon_bnds=grid_ds["lon_bnds"])
         result.attrs = {"title": f"fluxbridge forward run of {model_name}", "model": model_name}
         write_netcdf(result, out, action=f"forward run of {model_name}")
 

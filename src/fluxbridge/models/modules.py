@@ -46,7 +46,11 @@ class ECModule(pl.LightningModule):
     model_name = "ec"
 
     def __init__(
-        self, net: NEENetwork, lr: float = 0.003, regional: nn.Module | None = None
+        self,
+        net: NEENetwork,
+        lr: float = 0.003,
+        regional: nn.Module | None = None,
+        uncertainty_lr_scale: float = 1.0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["net", "regional"])
@@ -177,6 +181,17 @@ class ECATMModule(ECModule):
             raise FluxbridgeError("EC-ATM validation needs the held-out inversion years")
         total, _ = losses.uncertainty_weighted(torch.stack([mse, atm]), self.log_var.detach())
         return total
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        # Adam moves log σ² by about lr per step, so at lr 0.003 the weights need ~1000 steps
+        # to reach their balance; ``uncertainty_lr_scale`` (default 1 = the paper) speeds that up.
+        lr = self.hparams["lr"]
+        net = [p for name, p in self.named_parameters() if name != "log_var"]
+        groups = [
+            {"params": net},
+            {"params": [self.log_var], "lr": lr * self.hparams["uncertainty_lr_scale"]},
+        ]
+        return torch.optim.Adam(groups, lr=lr)
 
 
 MODULES: dict[str, type[ECModule]] = {"ec": ECModule, "ec-atm": ECATMModule}

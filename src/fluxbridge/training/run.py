@@ -45,6 +45,7 @@ class TrainConfig:
 
     latent: int = 32
     lr: float = 0.003
+    uncertainty_lr_scale: float = 1.0
     batch_size: int = 10000
     max_epochs: int = 100
     seed: int = 0
@@ -221,7 +222,12 @@ def train_member(setup: MemberSetup, fold: int, bridges: BridgeLike | None) -> p
     dm.setup("fit")
     net = initial_network(cfg, fold)
     net.set_standardisation(dm.input_mean, dm.input_std)
-    module = MODULES[setup.model](net, lr=cfg.lr, regional=dm.regional if spec else None)
+    module = MODULES[setup.model](
+        net,
+        lr=cfg.lr,
+        regional=dm.regional if spec else None,
+        uncertainty_lr_scale=cfg.uncertainty_lr_scale,
+    )
     callbacks: list[pl.Callback] = [
         ModelCheckpoint(
             dirpath=fold_dir,

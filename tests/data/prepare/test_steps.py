@@ -96,18 +96,28 @@ def test_lateral_flux_integrates_to_the_table_value() -> None:
     np.testing.assert_allclose([usa, can], [0.3 + 0.3, 0.3])  # GLOBAL spread by land area
 
 
-def test_budget_xlsx_needs_openpyxl_or_a_csv(tmp_path: Path) -> None:
+def test_budget_xlsx_reads_like_its_csv_export_and_a_corrupt_one_is_named(
+    tmp_path: Path,
+) -> None:
     mapping = load_mapping(BudgetTable, world.MAPPINGS / "gcb2022_budget.yaml")
-    path = tmp_path / "budget.xlsx"
-    path.write_bytes(b"PK\x03\x04")
-    try:
-        import openpyxl  # noqa: F401
-    except ModuleNotFoundError:
-        with pytest.raises(ConfigError, match="openpyxl"):
-            read_table(path, mapping)
-    else:
-        with pytest.raises(SchemaError, match="budget"):
-            read_table(path, mapping)
+    csv = tmp_path / "budget.csv"
+    world.write_budget(csv, header_row=mapping.header_row)
+    xlsx = tmp_path / "budget.xlsx"
+    with pd.ExcelWriter(xlsx) as writer:
+        rows = [line.split(",") for line in csv.read_text().splitlines()]
+        body = [[float(v) for v in r] for r in rows[mapping.header_row + 1 :]]
+        notes = pd.DataFrame([[r[0]] for r in rows[: mapping.header_row]])
+        notes.to_excel(writer, sheet_name=mapping.sheet, header=False, index=False)
+        pd.DataFrame(body, columns=rows[mapping.header_row]).to_excel(
+            writer, sheet_name=mapping.sheet, startrow=mapping.header_row, index=False
+        )
+    pd.testing.assert_frame_equal(
+        read_table(xlsx, mapping), read_table(csv, mapping), check_dtype=False
+    )
+    broken = tmp_path / "broken.xlsx"
+    broken.write_bytes(b"PK\x03\x04")
+    with pytest.raises(SchemaError, match="budget"):
+        read_table(broken, mapping)
 
 
 def test_budget_missing_column_is_named(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ term's value), assuming independent terms. Stored as NEE: ``nee_global = −S``
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,13 @@ def read_table(path: Path, mapping: BudgetTable) -> pd.DataFrame:
             table = pd.read_excel(path, sheet_name=mapping.sheet, skiprows=mapping.header_row)
         else:
             table = pd.read_csv(path, skiprows=mapping.header_row)
-    except (ValueError, OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+    except (
+        ValueError,
+        OSError,
+        zipfile.BadZipFile,
+        pd.errors.ParserError,
+        pd.errors.EmptyDataError,
+    ) as exc:
         raise SchemaError(path, mapping.sheet, f"cannot read the budget table ({exc})") from exc
     table.columns = [str(c).strip() for c in table.columns]
     wanted = [mapping.year_column, *(t.column for t in mapping.terms.values())]

@@ -1,0 +1,322 @@
+"""Forward runs on the tiny demo: values against the networks, resume, Dask, memory, bad input.
+
+Expected values come from the files and the checkpoints directly: drivers read
+with xarray, members loaded with ``load_member`` and called as plain
+``NEENetwork`` modules, monthly means and ensemble statistics taken with numpy.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import xarray as xr
+
+from fluxbridge.data.canonical import DRIVER_NAMES, NEE_UNITS, CanonicalDataset
+from fluxbridge.errors import FluxbridgeError
+from fluxbridge.inference import forward
+from fluxbridge.inference.fast import FoldedMember
+from fluxbridge.inference.forward import ForwardPlan, compute_year, forward_run, run_forward
+from fluxbridge.io import ENGINE, write_netcdf
+from fluxbridge.models.network import NEENetwork
+from fluxbridge.training.checkpoint import load_member
+
+CPU = torch.device("cpu")
+BLOCK = 64  # cells per block in the memory test
+FOLDS = (0, 1)  # the demo fixture trains 2 folds
+
+
+class SimulatedKill(Exception):
+    """Raised from inside a forward run in place of a kill."""
+
+
+def _nets(run: Path, model_dir: str = "ec") -> list[NEENetwork]:
+    return [load_member(run / "train" / model_dir / f"fold_{k}" / "best.ckpt") for k in FOLDS]
+
+
+def _members(run: Path) -> tuple[list[FoldedMember], list[str]]:
+    """The EC members as the production entry point builds them."""
+    return [FoldedMember(net) for net in _nets(run)], [f"fold_{k}" for k in FOLDS]
+
+
+def _run(run: Path, out: Path, **kwargs: object) -> Path:
+    members, names = _members(run)
+    data = CanonicalDataset(run / "data")
+    return forward_run(members, names, data, out, model_name="EC", progress=False, **kwargs)
+
+
+def _load(path: Path) -> xr.Dataset:
+    with xr.open_dataset(path, engine=ENGINE) as ds:
+        return ds.load()
+
+
+def _assert_identical(a: Path, b: Path) -> None:
+    """Bitwise equal variables and coordinates (NaN equal to NaN)."""
+    with xr.open_dataset(a, engine=ENGINE) as x, xr.open_dataset(b, engine=ENGINE) as y:
+        for name in ("nee", "nee_mean", "nee_std", "member", "time", "lat", "lon"):
+            np.testing.assert_array_equal(x[name].values, y[name].values, err_msg=name)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tiny_demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One in-process forward run of EC, never interrupted."""
+    return _run(tiny_demo, tmp_path_factory.mktemp("uninterrupted") / "EC.nc")
+
+
+# --- 1. the output file ---------------------------------------------------------------------
+
+
+def test_output_layout_units_and_ensemble_statistics(tiny_demo: Path) -> None:
+    grid = _load(tiny_demo / "data" / "grid.nc")
+    days = pd.DatetimeIndex(_load(tiny_demo / "data" / "drivers.nc")["time"].values)
+    with xr.open_dataset(tiny_demo / "forward" / "EC.nc", engine=ENGINE) as ds:
+        nee = ds["nee"]
+        assert nee.dims == ("member", "time", "lat", "lon")
+        assert nee.attrs["units"] == NEE_UNITS == "gC m-2 d-1"
+        assert list(ds["member"].values) == ["fold_0", "fold_1"]
+        months = pd.date_range(days[0], days[-1], freq="MS")
+        assert months.size == 36
+        np.testing.assert_array_equal(ds["time"].values, months.values)
+        np.testing.assert_array_equal(ds["lat"].values, grid["lat"].values)
+        np.testing.assert_array_equal(ds["lon"].values, grid["lon"].values)
+
+        values = nee.values.astype(np.float64)
+        np.testing.assert_allclose(ds["nee_mean"].values, values.mean(axis=0), rtol=1e-6)
+        np.testing.assert_allclose(
+            ds["nee_std"].values, values.std(axis=0, ddof=0), rtol=1e-5, atol=1e-6
+        )
+        # the two members are different networks: a spread of exactly zero would hide a bug
+        land = grid["land_fraction"].values > 0
+        assert (ds["nee_std"].values[:, land] > 0).mean() > 0.99
+
+        for name in ("nee", "nee_mean", "nee_std"):
+            field = ds[name].values
+            assert np.isnan(field[..., ~land]).all(), f"{name}: ocean cells must be NaN"
+            assert np.isfinite(field[..., land]).all(), f"{name}: land cells must be finite"
+
+
+def test_output_bounds_attributes_name_variables_of_the_file(tiny_demo: Path) -> None:
+    """CF: a coordinate's ``bounds`` names a variable in the same file (CDO warns otherwise)."""
+    grid = _load(tiny_demo / "data" / "grid.nc")
+    with xr.open_dataset(tiny_demo / "forward" / "EC.nc", engine=ENGINE) as ds:
+        for name in ("lat", "lon"):
+            bounds = ds[name].attrs.get("bounds")
+            if bounds is not None:
+                assert bounds in ds.variables, f"{name}: bounds '{bounds}' not in the file"
+                np.testing.assert_array_equal(ds[bounds].values, grid[bounds].values)
+
+
+@pytest.mark.parametrize(
+    ("cell", "month", "fold"),
+    [(0, "2003-01", 0), (141, "2004-02", 1), (283, "2005-12", 0), (200, "2004-07", 1)],
+)
+def test_monthly_value_is_mean_of_network_over_the_days(
+    tiny_demo: Path, cell: int, month: str, fold: int
+) -> None:
+    net = load_member(tiny_demo / "train" / "ec" / f"fold_{fold}" / "best.ckpt")
+    with xr.open_dataset(tiny_demo / "data" / "drivers.nc", engine=ENGINE) as drivers:
+        sel = drivers.isel(cell=cell).sel(time=month)
+        x = np.stack([sel[name].values for name in net.driver_names], axis=-1)
+        ilat, ilon = int(drivers["cell_ilat"][cell]), int(drivers["cell_ilon"][cell])
+    assert x.shape == (pd.Period(month).days_in_month, 10)
+    with torch.no_grad():
+        daily = net(torch.from_numpy(x.astype(np.float32))).numpy().astype(np.float64)
+    with xr.open_dataset(tiny_demo / "forward" / "EC.nc", engine=ENGINE) as ds:
+        got = float(ds["nee"].sel(member=f"fold_{fold}", time=f"{month}-01")[ilat, ilon])
+    assert got == pytest.approx(daily.mean(), rel=1e-5, abs=1e-5)
+
+
+def test_run_forward_file_equals_forward_run(tiny_demo: Path, uninterrupted: Path) -> None:
+    """`invoke forward` (run_forward, as the demo ran it) and forward_run write the same file."""
+    _assert_identical(tiny_demo / "forward" / "EC.nc", uninterrupted)
+
+
+# --- 2. kill and resume ---------------------------------------------------------------------
+
+
+def test_killed_run_resumes_without_recomputing_written_years(
+    tiny_demo: Path, uninterrupted: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = forward.compute_year
+    calls: list[int] = []
+    killed: list[int] = []
+
+    def dies_once_in_second_year(
+        plan: ForwardPlan, members: list[FoldedMember], year: int, device: torch.device
+    ) -> np.ndarray:
+        calls.append(year)
+        if len(calls) == 2 and not killed:
+            killed.append(year)
+            raise SimulatedKill
+        return real(plan, members, year, device)
+
+    monkeypatch.setattr(forward, "compute_year", dies_once_in_second_year)
+    out = tmp_path / "EC.nc"
+    parts = tmp_path / "EC.nc.parts"
+    with pytest.raises(SimulatedKill):
+        _run(tiny_demo, out)
+    assert calls == [2003, 2004]
+    assert not out.exists()
+    assert sorted(p.name for p in parts.glob("*.nc")) == ["2003.nc"]
+
+    calls.clear()
+    _run(tiny_demo, out)
+    assert calls == [2004, 2005], "2003 was already written and must not be recomputed"
+    assert not parts.exists(), "parts are removed after the merge"
+    _assert_identical(out, uninterrupted)
+
+
+def test_parts_of_other_members_are_not_reused(
+    tiny_demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "EC.nc"
+    data = CanonicalDataset(tiny_demo / "data")
+    members, names = _members(tiny_demo)
+    real = forward.compute_year
+    calls: list[int] = []
+    killed: list[int] = []
+
+    def counting_then_dying(
+        plan: ForwardPlan, members: list[FoldedMember], year: int, device: torch.device
+    ) -> np.ndarray:
+        calls.append(year)
+        if year == 2004 and not killed:
+            killed.append(year)
+            raise SimulatedKill
+        return real(plan, members, year, device)
+
+    monkeypatch.setattr(forward, "compute_year", counting_then_dying)
+    with pytest.raises(SimulatedKill):
+        forward_run(members, names, data, out, model_name="EC", progress=False)
+    calls.clear()
+    # same checkpoints in another order: a different ensemble, so 2003 is computed again
+    forward_run(members[::-1], names[::-1], data, out, model_name="EC", progress=False)
+    assert calls == [2003, 2004, 2005]
+    with xr.open_dataset(out, engine=ENGINE) as ds:
+        assert list(ds["member"].values) == ["fold_1", "fold_0"]
+
+
+# --- 3. Dask --------------------------------------------------------------------------------
+
+
+def test_dask_local_cluster_gives_identical_arrays(
+    tiny_demo: Path, uninterrupted: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("distributed")
+    out = _run(tiny_demo, tmp_path / "EC.nc", dask="local")
+    _assert_identical(out, uninterrupted)
+
+
+# --- 4. memory ------------------------------------------------------------------------------
+
+
+def _tiled_drivers(source: Path, target: Path, factor: int) -> ForwardPlan:
+    """A drivers file with the cells of ``source`` repeated ``factor`` times; its plan."""
+    with xr.open_dataset(source, engine=ENGINE) as ds:
+        tiled = xr.Dataset(
+            {
+                name: (("time", "cell"), np.tile(ds[name].values, (1, factor)))
+                for name in DRIVER_NAMES
+            },
+            coords={"time": ds["time"].values},
+        )
+    write_netcdf(tiled, target, action="test: tiled drivers", compress=False)
+    return ForwardPlan(
+        drivers_path=target,
+        times=pd.DatetimeIndex(tiled["time"].values),
+        n_cells=tiled.sizes["cell"],
+        cell_block=BLOCK,
+        daily=False,
+    )
+
+
+def _traced_peak(plan: ForwardPlan, members: list[FoldedMember]) -> tuple[int, np.ndarray]:
+    """Peak traced allocation (bytes) of compute_year for 2004 less its result; the result."""
+    tracemalloc.start()
+    try:
+        result = compute_year(plan, members, 2004, CPU)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.shape == (len(members), 12, plan.n_cells)
+    return peak - result.nbytes, result
+
+
+def test_memory_of_a_year_does_not_grow_with_the_domain(tiny_demo: Path, tmp_path: Path) -> None:
+    members, _ = _members(tiny_demo)
+    source = tiny_demo / "data" / "drivers.nc"
+    small = _tiled_drivers(source, tmp_path / "x1.nc", 1)
+    large = _tiled_drivers(source, tmp_path / "x4.nc", 4)
+    n = small.n_cells
+    assert large.n_cells == 4 * n and n > 4 * BLOCK
+
+    compute_year(small, members, 2004, CPU)  # warm-up: lazy imports and caches
+    peak_small, _ = _traced_peak(small, members)
+    peak_large, values = _traced_peak(large, members)
+    # the tiled domain repeats its cells, so the last copy gets the NEE of the first
+    np.testing.assert_array_equal(values[..., :n], values[..., 3 * n :])
+    # a whole year of the 4× domain read at once would be 366 × 1136 × 10 × 4 B ≈ 16 MB on top
+    assert peak_large <= 1.25 * peak_small, (peak_small, peak_large)
+
+
+# --- 5. bad input ---------------------------------------------------------------------------
+
+
+def test_run_without_checkpoints_is_refused(tiny_demo: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    (run / "train" / "ec" / "fold_0").mkdir(parents=True)
+    with pytest.raises(FluxbridgeError, match=r"no trained members.*invoke train"):
+        run_forward(run, data=tiny_demo / "data")
+    assert not (run / "forward").exists()
+
+
+def test_unknown_model_is_refused(tiny_demo: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    (run / "train").mkdir(parents=True)
+    (run / "train" / "ec").symlink_to(tiny_demo / "train" / "ec")
+    with pytest.raises(FluxbridgeError, match=r"no trained model\(s\) \['EC-XYZ'\]"):
+        run_forward(run, data=tiny_demo / "data", models=["EC-XYZ"])
+    assert not (run / "forward").exists()
+
+
+def test_existing_output_is_refused_and_untouched(tiny_demo: Path, tmp_path: Path) -> None:
+    out = tmp_path / "EC.nc"
+    out.write_bytes(b"an earlier result")
+    # a FluxbridgeError, so that `invoke forward` ends with a clean message, not a traceback
+    with pytest.raises(FluxbridgeError, match=r"EC\.nc exists"):
+        _run(tiny_demo, out)
+    assert out.read_bytes() == b"an earlier result"
+    assert not (tmp_path / "EC.nc.parts").exists()
+
+
+def test_nan_driver_at_a_land_cell_names_file_driver_and_year(
+    tiny_demo: Path, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    for name in ("canonical.json", "grid.nc"):
+        shutil.copy(tiny_demo / "data" / name, data_dir / name)
+    with xr.open_dataset(tiny_demo / "data" / "drivers.nc", engine=ENGINE) as ds:
+        drivers = ds.load()
+    drivers["Tair"][400, 17] = np.nan  # 400 days after 2003-01-01: 2004-02-05
+    assert pd.Timestamp(drivers["time"].values[400]).year == 2004
+    write_netcdf(drivers, data_dir / "drivers.nc", action="test: one NaN")
+
+    out = tmp_path / "EC.nc"
+    members, names = _members(tiny_demo)
+    with pytest.raises(FluxbridgeError) as info:
+        forward_run(
+            members, names, CanonicalDataset(data_dir), out, model_name="EC", progress=False
+        )
+    message = str(info.value)
+    assert str(data_dir / "drivers.nc") in message
+    assert "'Tair'" in message and "2004" in message
+    assert not out.exists()
+    # documented: finished years stay in the parts folder so that a rerun resumes
+    parts = tmp_path / "EC.nc.parts"
+    assert sorted(p.name for p in parts.glob("*.nc")) == ["2003.nc"]
