@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from fluxbridge.geo.cdo import cdo_monthly_integral_pgc
 from fluxbridge.geo.grid import Grid
 from fluxbridge.geo.integrate import regional_integral_pgc
 from fluxbridge.geo.regions import reccap2
@@ -115,23 +116,7 @@ def run_cdo(members: list[Path], land_path: Path, masks: dict[str, Path], root: 
 
 
 def _cdo_integral(member: Path, weights: Path) -> list[float]:
-    out = subprocess.run(
-        [
-            "cdo",
-            "-s",
-            "-outputf,%.17g,1",
-            "-mulc,1e-15",
-            "-muldpm",
-            "-fldsum",
-            "-mul",
-            str(member),
-            str(weights),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.split()
-    return [float(v) for v in out]
+    return cdo_monthly_integral_pgc("-mul", str(member), str(weights)).tolist()
 
 
 def main() -> None:

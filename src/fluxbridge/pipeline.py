@@ -139,15 +139,18 @@ def run_demo(scenario: Path, out: Path, force: bool = False) -> int:
         )
     )
     train = {"folds": DEMO_FOLDS, "max_epochs": DEMO_EPOCHS}
-    for model, extra in (("ec", []), ("ec-atm", [out / "bridges.nc"])):
+    for model, extra, options in (
+        ("ec", [], {}),
+        ("ec-atm", [out / "bridges.nc"], {"on_decoupling": DEMO_ON_DECOUPLING}),
+    ):
         step(
             Step(
                 f"train-{model}",
                 [data, train_cfg, *extra],
-                train,
+                {**train, **options},
                 [out / "train" / model],
-                lambda model=model: run_train(
-                    model=model, data=data, run=out, config=train_cfg, **train
+                lambda model=model, options=options: run_train(
+                    model=model, data=data, run=out, config=train_cfg, **train, **options
                 ),
             )
         )
@@ -155,7 +158,9 @@ def run_demo(scenario: Path, out: Path, force: bool = False) -> int:
     notes = (
         f"Demo run on the twin world `{scenario}`: {DEMO_FOLDS} of the 10 site folds trained "
         f"per model, at most {DEMO_EPOCHS} epochs each (reduced from the paper's 10 members "
-        "to fit the demo in minutes on 2 CPU cores). Numbers below are for these members."
+        "to fit the demo in minutes on 2 CPU cores), training config "
+        f"`{Path(DEMO_TRAIN).name}`, EC-ATM with bridges and `on_decoupling={DEMO_ON_DECOUPLING}`. "
+        "Numbers below are for these members."
     )
     (out / "notes.md").write_text(notes)
     metrics: dict[str, object] = {}

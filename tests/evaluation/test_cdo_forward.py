@@ -9,13 +9,13 @@ the days of each month and by 1e-15: the PgC month-1 of regional_monthly.nc.
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 import xarray as xr
 
+from fluxbridge.geo.cdo import cdo_monthly_integral_pgc
 from fluxbridge.io import ENGINE, write_netcdf
 
 pytestmark = pytest.mark.cdo
@@ -47,24 +47,7 @@ def test_regional_integrals_agree_with_cdo(
     with xr.open_dataset(tiny_demo / "data" / "grid.nc", engine=ENGINE) as grid:
         weights = _weights_file(grid.load(), region, tmp_path / "weights.nc")
     forward = tiny_demo / "forward" / f"{model}.nc"
-    proc = subprocess.run(
-        [
-            "cdo",
-            "-s",
-            "-outputf,%.17g,1",
-            "-mulc,1e-15",
-            "-muldpm",
-            "-fldsum",
-            "-mul",
-            "-selname,nee_mean",
-            str(forward),
-            str(weights),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    theirs = np.array([float(v) for v in proc.stdout.split()])
+    theirs = cdo_monthly_integral_pgc("-mul", "-selname,nee_mean", str(forward), str(weights))
     with xr.open_dataset(tiny_demo / "evaluation" / "regional_monthly.nc", engine=ENGINE) as ds:
         ours = ds["nee"].sel(source=model, region=region).values
     assert theirs.shape == ours.shape == (36,)

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
+from fluxbridge.geo.cdo import cdo_integral_args
 from fluxbridge.geo.grid import Grid
 from fluxbridge.geo.integrate import regional_integral_pgc
 from fluxbridge.geo.regions import reccap2
@@ -88,12 +89,7 @@ def test_regional_integrals_agree_with_cdo(tmp_path: Path) -> None:
             action="test",
         )
         assert_cdo_reads_cleanly(mask)
-        pipeline = [
-            "-s",
-            "-outputf,%.17g,1",
-            "-mulc,1e-15",
-            "-muldpm",
-            "-fldsum",
+        pipeline = cdo_integral_args(
             "-mul",
             "-mul",
             "-mul",
@@ -102,6 +98,6 @@ def test_regional_integrals_agree_with_cdo(tmp_path: Path) -> None:
             str(tmp_path / "land.nc"),
             "-gridarea",
             str(tmp_path / "land.nc"),
-        ]
+        )
         theirs = np.array([float(v) for v in cdo_lines(*pipeline)])
         np.testing.assert_allclose(ours.sel(region=abbr).values, theirs, rtol=1e-5)
