@@ -98,6 +98,7 @@ def global_annual(
     axes[1, 1].bar(names, iav, yerr=err, color=[_colour(n) for n in names])
     axes[1, 1].set(title="(D) IAV magnitude", ylabel="PgC yr-1")
     axes[1, 1].tick_params(axis="x", rotation=30)
+    fig.tight_layout()
     return _save(fig, path)
 
 

@@ -163,10 +163,14 @@ def test_missing_inputs_listed_in_one_error(tmp_path: Path, inputs: Path) -> Non
     assert not (tmp_path / "out").exists()
 
 
-def test_unknown_driver_entry_explains_fluxcom_drivers(tmp_path: Path, inputs: Path) -> None:
-    config = world.write_config(tmp_path / "prepare.yaml", world.ROOT / "data_manifest.yaml")
-    with pytest.raises(MissingInputsError, match="not publicly distributed"):
-        run_prepare(config, tmp_path / "out", inputs / "raw")
+def test_missing_driver_set_explains_where_it_comes_from(tmp_path: Path, inputs: Path) -> None:
+    config = copy_inputs(inputs, tmp_path)
+    shutil.rmtree(tmp_path / "raw" / "fluxcom" / "drivers")
+    with pytest.raises(
+        MissingInputsError, match=r"fluxcom-rs-meteo-drivers.*not publicly distributed"
+    ):
+        run_prepare(config, tmp_path / "out", tmp_path / "raw")
+    assert not (tmp_path / "out").exists()
 
 
 def copy_inputs(inputs: Path, tmp_path: Path) -> Path:

@@ -22,7 +22,6 @@ from fluxbridge.geo.grid import Grid
 from . import world
 
 CONFIGS = ("upton2024", "oco2mip")
-PENDING = {"fluxcom-rs-meteo-drivers"}  # not yet in data_manifest.yaml (see docs/real_data.md)
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -37,7 +36,7 @@ def test_shipped_configs_name_manifest_entries(name: str) -> None:
     loaded = load_prepare_config(world.ROOT / f"configs/prepare/{name}.yaml")
     known = set(load_manifest(world.ROOT / "data_manifest.yaml").names)
     named = set(loaded.config.entries()) | {loaded.config.regions.entry}
-    assert named - known == PENDING
+    assert named - known == set()
 
 
 def test_bad_config_key_is_named(tmp_path: Path) -> None:

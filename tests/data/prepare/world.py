@@ -238,24 +238,11 @@ def write_world(data: Path) -> None:
 
 
 def write_manifest(path: Path) -> None:
-    """The project's manifest entries, the budget as a CSV export, plus a drivers entry."""
+    """The project's manifest entries, with the budget as a CSV export."""
     raw = yaml.safe_load((ROOT / "data_manifest.yaml").read_text())
     for entry in raw["entries"]:
         if entry["name"] == "gcb2022-budget":
             entry["target"] = "gcb/Global_Carbon_Budget_2022v1.0.csv"
-    raw["entries"].append(
-        {
-            "name": "fluxcom-rs-meteo-drivers",
-            "description": "test drivers",
-            "url": "https://example.org/drivers",
-            "access": "registration",
-            "licence": "test",
-            "citation": "10.5194/bg-17-1343-2020",
-            "sha256": None,
-            "target": "fluxcom/drivers",
-            "instructions": "test",
-        }
-    )
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
 
 
