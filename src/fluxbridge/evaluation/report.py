@@ -111,8 +111,8 @@ def _goal_sentence(ec: dict, atm: dict, sites: dict, atm_name: str) -> str:
         f"{'met' if trop is not None and trop >= 70 else 'NOT met'})",
         f"site RMSE changed by {fmt(site_change)} % (goal within 5 %: "
         f"{'met' if abs(site_change) <= 5 else 'NOT met'}); against the true NEE at the same "
-        f"towers the site RMSE changed by {fmt(true_change)} % (the tower observations carry the "
-        "scenario's tower bias, which EC fits and EC-ATM does not)",
+        f"towers the site RMSE changed by {fmt(true_change)} % (the observations include the "
+        "scenario's tower bias and noise; the true NEE does not)",
     ]
     return f"{atm_name} vs EC: " + "; ".join(verdict) + "."
 
