@@ -28,7 +28,7 @@ def synthetic_region(n_pixels: int, months: int, seed: int) -> RegionData:
     t = np.arange(months)
     phase = rng.uniform(0, 2 * np.pi, n_pixels)
     amp = rng.uniform(0.5, 3.0, n_pixels)
-    x = amp * np.sin(2 * np.pi * t[:, None] / 12 + phase) + rng.normal(0, 0.3, (months, n_pixels))
+    x = amp * np.sin(2 * np.pi * t[:, None] / 12 + phase) + rng.normal(0, 0.05, (months, n_pixels))
     area = rng.uniform(1e-4, 3e-4, n_pixels)
     y = x @ area
     return RegionData("SYN", x, y, np.arange(n_pixels), area, n_pixels)
