@@ -42,7 +42,18 @@ def _table2_3(metrics: dict, models: list[str]) -> list[Table]:
         [[r, *[regions[r].get(n, {}).get(k) for k, _ in keys for n in names]] for r in regions],
         "Table 3: monthly regional NEE and its MSC vs the inversion mean (RMSE in PgC month-1).",
     )
-    return [annual, monthly]
+    keys = [
+        ("ilamb_bias_score", "bias"),
+        ("ilamb_phase_score", "phase"),
+        ("ilamb_iav_score", "IAV"),
+    ]
+    ilamb = Table(
+        ["region", *[f"{label} {n}" for _, label in keys for n in names]],
+        [[r, *[regions[r].get(n, {}).get(k) for k, _ in keys for n in names]] for r in regions],
+        "ILAMB-style scores vs the inversion mean, in (0, 1], 1 = perfect "
+        "(definitions in docs/run_layout.md).",
+    )
+    return [annual, monthly, ilamb]
 
 
 def _truth_section(metrics: dict, models: list[str]) -> Section:
