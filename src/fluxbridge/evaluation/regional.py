@@ -46,7 +46,7 @@ def regional_monthly(
     """nee(source, region, time) in PgC month-1 for models, inversions, reference and truth."""
     pieces: list[xr.DataArray] = []
     for model, path in forward_files.items():
-        with xr.open_dataset(path, engine=ENGINE, chunks={"time": 12}) as ds:
+        with xr.open_dataset(path, engine=ENGINE, chunks={}) as ds:  # the file's own chunks
             pieces.append(_labelled(integrate_field(ds["nee_mean"], data), model))
             members = integrate_field(ds["nee"], data)
             for member in members["member"].values:
