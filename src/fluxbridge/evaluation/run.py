@@ -11,8 +11,9 @@ import xarray as xr
 
 from fluxbridge.data.canonical import DRIVER_NAMES, CanonicalDataset
 from fluxbridge.errors import FluxbridgeError, SchemaError
+from fluxbridge.evaluation import metrics as mt
 from fluxbridge.evaluation import scores
-from fluxbridge.evaluation.regional import regional_monthly
+from fluxbridge.evaluation.regional import GLOBAL, annual_totals, regional_monthly
 from fluxbridge.evaluation.report import build_report
 from fluxbridge.geo.grid import Grid
 from fluxbridge.inference.members import load_members, run_dataset, trained_models
@@ -96,8 +97,12 @@ def evaluate_run(run: Path) -> dict[str, object]:
         pixel_maps[f"{m} vs inversion mean"] = r_inv
         pixel_maps[f"{m} vs reference"] = r_ref
         metrics["pixels"][m] = {
-            "median_r_vs_inversion_mean": scores._f(scores.area_weighted_median(r_inv, land_area)),
-            "median_r_vs_reference": scores._f(scores.area_weighted_median(r_ref, land_area)),
+            "median_r_vs_inversion_mean": scores.json_float(
+                scores.area_weighted_median(r_inv, land_area)
+            ),
+            "median_r_vs_reference": scores.json_float(
+                scores.area_weighted_median(r_ref, land_area)
+            ),
         }
     if truth is not None:
         metrics["truth"] = truth_scores(monthly, models, forward, truth, predicted, land_area)
@@ -107,11 +112,15 @@ def evaluate_run(run: Path) -> dict[str, object]:
     return metrics
 
 
-def truth_scores(monthly, models, forward, truth, predicted, land_area) -> dict[str, object]:
+def truth_scores(
+    monthly: xr.DataArray,
+    models: list[str],
+    forward: dict[str, Path],
+    truth: xr.Dataset,
+    predicted: dict[str, np.ndarray],
+    land_area: xr.DataArray,
+) -> dict[str, object]:
     """Twin world only: every model's error against the known truth."""
-    from fluxbridge.evaluation import metrics as mt
-    from fluxbridge.evaluation.regional import GLOBAL, annual_totals
-
     annual = annual_totals(monthly.sel(region=GLOBAL))
     out: dict[str, object] = {}
     site_true = truth["site_nee"].values
@@ -121,14 +130,14 @@ def truth_scores(monthly, models, forward, truth, predicted, land_area) -> dict[
             weights = land_area.broadcast_like(err).where(np.isfinite(err))
             pixel_rmse = float(np.sqrt((err**2 * weights).sum() / weights.sum()))
         out[m] = {
-            "global_annual_bias_pgc_yr": scores._f(
+            "global_annual_bias_pgc_yr": scores.json_float(
                 mt.bias(annual.sel(source=m).values, annual.sel(source="truth").values)
             ),
-            "global_annual_rmse_pgc_yr": scores._f(
+            "global_annual_rmse_pgc_yr": scores.json_float(
                 mt.rmse(annual.sel(source=m).values, annual.sel(source="truth").values)
             ),
             "regional_monthly_rmse_pgc_month": {
-                str(r): scores._f(
+                str(r): scores.json_float(
                     mt.rmse(
                         monthly.sel(source=m, region=r).values,
                         monthly.sel(source="truth", region=r).values,
@@ -136,8 +145,8 @@ def truth_scores(monthly, models, forward, truth, predicted, land_area) -> dict[
                 )
                 for r in monthly["region"].values
             },
-            "pixel_monthly_rmse_gc_m2_d": scores._f(pixel_rmse),
-            "site_rmse_vs_true_gc_m2_d": scores._f(mt.rmse(predicted[m], site_true)),
+            "pixel_monthly_rmse_gc_m2_d": scores.json_float(pixel_rmse),
+            "site_rmse_vs_true_gc_m2_d": scores.json_float(mt.rmse(predicted[m], site_true)),
         }
     return out
 

@@ -15,7 +15,7 @@ from fluxbridge.evaluation import metrics as m
 from fluxbridge.evaluation.regional import GLOBAL, annual_totals
 
 
-def _f(x: float) -> float | None:
+def json_float(x: float) -> float | None:
     """JSON-safe float (NaN → null), rounded to 6 significant digits for readability."""
     return None if not np.isfinite(x) else float(f"{x:.6g}")
 
@@ -31,30 +31,34 @@ def global_scores(
     if sink is not None:
         sink_values = sink["nee_global"].reindex(year=years).values
         out["residual_sink"] = {
-            "annual_mean_pgc_yr": _f(float(np.nanmean(sink_values))),
-            "sigma_pgc_yr": _f(float(np.nanmean(sink["nee_global_sigma"].values))),
-            "iav_magnitude_pgc_yr": _f(m.iav_magnitude(sink_values, years)),
+            "annual_mean_pgc_yr": json_float(float(np.nanmean(sink_values))),
+            "sigma_pgc_yr": json_float(float(np.nanmean(sink["nee_global_sigma"].values))),
+            "iav_magnitude_pgc_yr": json_float(m.iav_magnitude(sink_values, years)),
         }
     for name in [*models, "inversion_mean", "reference", "truth"]:
         if name not in annual["source"].values:
             continue
         series = annual.sel(source=name).values
         entry: dict[str, object] = {
-            "annual_pgc_yr": [_f(v) for v in series],
-            "annual_mean_pgc_yr": _f(float(np.mean(series))),
-            "detrended_anomalies_pgc_yr": [_f(v) for v in m.detrended_anomalies(series, years)],
-            "iav_magnitude_pgc_yr": _f(m.iav_magnitude(series, years)),
+            "annual_pgc_yr": [json_float(v) for v in series],
+            "annual_mean_pgc_yr": json_float(float(np.mean(series))),
+            "detrended_anomalies_pgc_yr": [
+                json_float(v) for v in m.detrended_anomalies(series, years)
+            ],
+            "iav_magnitude_pgc_yr": json_float(m.iav_magnitude(series, years)),
         }
         members = [s for s in annual["source"].values if str(s).startswith(f"{name}:")]
         if members:
             member_annual = annual.sel(source=members).values  # (member, year)
-            entry["annual_mean_member_std_pgc_yr"] = _f(float(np.std(member_annual.mean(axis=1))))
-            entry["iav_member_std_pgc_yr"] = _f(
+            entry["annual_mean_member_std_pgc_yr"] = json_float(
+                float(np.std(member_annual.mean(axis=1)))
+            )
+            entry["iav_member_std_pgc_yr"] = json_float(
                 float(np.std([m.iav_magnitude(row, years) for row in member_annual]))
             )
         if sink_values is not None:
-            entry["rmse_vs_residual_sink_pgc_yr"] = _f(m.rmse(series, sink_values))
-            entry["r_vs_residual_sink"] = _f(m.pearson_r(series, sink_values))
+            entry["rmse_vs_residual_sink_pgc_yr"] = json_float(m.rmse(series, sink_values))
+            entry["r_vs_residual_sink"] = json_float(m.pearson_r(series, sink_values))
         out[name] = entry
     return out
 
@@ -66,17 +70,17 @@ def series_scores(sim: np.ndarray, obs: np.ndarray, months: np.ndarray) -> dict[
     obs_annual = obs[:complete].reshape(-1, 12).sum(axis=1)
     sim_msc, obs_msc = m.mean_seasonal_cycle(sim, months), m.mean_seasonal_cycle(obs, months)
     return {
-        "annual_r": _f(m.pearson_r(sim_annual, obs_annual)),
-        "annual_rmse_pgc_yr": _f(m.rmse(sim_annual, obs_annual)),
-        "monthly_r": _f(m.pearson_r(sim, obs)),
-        "monthly_rmse_pgc_month": _f(m.rmse(sim, obs)),
-        "msc_r": _f(m.pearson_r(sim_msc, obs_msc)),
-        "msc_rmse_pgc_month": _f(m.rmse(sim_msc, obs_msc)),
-        "nnse": _f(m.nnse(sim, obs)),
-        "ilamb_bias_score": _f(m.ilamb_bias_score(sim, obs)),
+        "annual_r": json_float(m.pearson_r(sim_annual, obs_annual)),
+        "annual_rmse_pgc_yr": json_float(m.rmse(sim_annual, obs_annual)),
+        "monthly_r": json_float(m.pearson_r(sim, obs)),
+        "monthly_rmse_pgc_month": json_float(m.rmse(sim, obs)),
+        "msc_r": json_float(m.pearson_r(sim_msc, obs_msc)),
+        "msc_rmse_pgc_month": json_float(m.rmse(sim_msc, obs_msc)),
+        "nnse": json_float(m.nnse(sim, obs)),
+        "ilamb_bias_score": json_float(m.ilamb_bias_score(sim, obs)),
         # uptake peak = NEE minimum, hence the sign flip (see ilamb_phase_score)
-        "ilamb_phase_score": _f(m.ilamb_phase_score(-sim_msc, -obs_msc)),
-        "ilamb_iav_score": _f(m.ilamb_iav_score(sim, obs, months)),
+        "ilamb_phase_score": json_float(m.ilamb_phase_score(-sim_msc, -obs_msc)),
+        "ilamb_iav_score": json_float(m.ilamb_iav_score(sim, obs, months)),
     }
 
 
@@ -104,7 +108,11 @@ def site_scores(predicted: np.ndarray, observed: np.ndarray, pft: np.ndarray) ->
 
     def one(p: np.ndarray, o: np.ndarray) -> dict[str, float | int | None]:
         keep = np.isfinite(p) & np.isfinite(o)
-        return {"rmse": _f(m.rmse(p, o)), "r": _f(m.pearson_r(p, o)), "n": int(keep.sum())}
+        return {
+            "rmse": json_float(m.rmse(p, o)),
+            "r": json_float(m.pearson_r(p, o)),
+            "n": int(keep.sum()),
+        }
 
     result: dict[str, object] = one(predicted.ravel(), observed.ravel())
     result["by_pft"] = {
