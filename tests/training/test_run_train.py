@@ -1,10 +1,12 @@
 """run_train end to end on the tiny dataset: layout, determinism, resume, errors, EC vs EC-ATM."""
 
+import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
+import xarray as xr
 
 from fluxbridge.errors import ConfigError, SchemaError
 from fluxbridge.training.checkpoint import load_member, read_checkpoint
@@ -45,6 +47,11 @@ def test_layout_and_decoupling_table(tiny_data, run_dir, tiny_config):
         assert column in metrics.columns, column
     table = pd.read_csv(out / "decoupling.csv")
     assert list(table.region) == ["USA", "BRA", "EU"] and set(table.fold) == {0}
+    years = json.loads((out / "fold_0" / "atm_years.json").read_text())
+    inv_years = sorted(
+        {int(y) for y in xr.open_dataset(tiny_data / "inversions.nc")["time.year"].values}
+    )
+    assert len(years["val"]) == 2 and sorted(years["train"] + years["val"]) == inv_years
     assert {"rel_error", "corr", "exact_pgc_yr", "bridge_pgc_yr"} <= set(table.columns)
     net = load_member(out / "fold_0" / "best.ckpt", "ec-atm")
     assert net.input_std.min() > 0

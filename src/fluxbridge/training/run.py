@@ -6,12 +6,14 @@ Layout under the run directory (see docs/training.md)::
     RUN/train/<model>/fold_<k>/best.ckpt     member k: best validation epoch
     RUN/train/<model>/fold_<k>/last.ckpt     for resume
     RUN/train/<model>/fold_<k>/metrics.csv   CSVLogger
+    RUN/train/<model>/fold_<k>/atm_years.json   inversion years trained on / held out
     RUN/train/<model>/decoupling.csv         post-hoc bridge decoupling of the members
 """
 
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,8 @@ from fluxbridge.training.datamodules import ATMSpec, FluxDataModule
 from fluxbridge.training.folds import folds_to_train
 
 INTEGRALS = ("bridge", "exact")
+#: per fold: {"train": [years], "val": [years]} of the inversion years (ATM term)
+ATM_YEARS_FILE = "atm_years.json"
 
 
 @dataclass
@@ -220,6 +224,10 @@ def train_member(setup: MemberSetup, fold: int, bridges: BridgeLike | None) -> p
         atm=spec,
     )
     dm.setup("fit")
+    if spec is not None and rank_zero_only.rank == 0:
+        # evaluation scores the held-out inversion years on their own (docs/training.md)
+        with atomic_path(fold_dir / ATM_YEARS_FILE, overwrite=True) as tmp:
+            tmp.write_text(json.dumps({"train": dm.train_years, "val": dm.val_years}))
     net = initial_network(cfg, fold)
     net.set_standardisation(dm.input_mean, dm.input_std)
     module = MODULES[setup.model](
