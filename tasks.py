@@ -303,6 +303,28 @@ def demo(
     _run("fluxbridge.pipeline", "run_demo", scenario=Path(scenario), out=Path(out), force=force)
 
 
+@task(
+    help={
+        "scenarios": "comma-separated twin scenario files (configs/twin/*.yaml)",
+        "out": "folder for one run per scenario, scorecard.csv and scorecard.md",
+        "exact_folds": "EC-ATM members trained with the exact integral per scenario (default 1)",
+        "force": "redo every step even if its inputs did not change",
+    }
+)
+def scorecard(
+    c: Context, scenarios: str, out: str, exact_folds: int = 1, force: bool = False
+) -> None:
+    """The demo pipeline on each scenario, scored against the truth (docs/training.md)."""
+    _run(
+        "fluxbridge.scorecard",
+        "run_scorecard",
+        scenarios=[Path(s) for s in _split(scenarios) or []],
+        out=Path(out),
+        exact_folds=exact_folds,
+        force=force,
+    )
+
+
 @task
 def lint(c: Context) -> None:
     """ruff (lint + format check) and hadolint on the Dockerfile."""

@@ -114,8 +114,14 @@ def _analysis_config(run: Path, scenario: Path) -> Path:
     return path
 
 
-def run_demo(scenario: Path, out: Path, force: bool = False) -> int:
-    """Entry point of `invoke demo`: twin → bridges → EC, EC-ATM → forward → evaluate → analyze."""
+def run_demo(scenario: Path, out: Path, force: bool = False, exact_folds: int = 0) -> int:
+    """Entry point of `invoke demo`: twin → bridges → EC, EC-ATM → forward → evaluate → analyze.
+
+    ``exact_folds`` > 0 also trains that many EC-ATM members with the exact integral
+    (``ec-atm-exact``: the yardstick of the bridges, and slow), for the scorecard.
+    """
+    if exact_folds < 0 or exact_folds > DEMO_FOLDS:
+        raise ValueError(f"exact_folds={exact_folds} must lie in [0, {DEMO_FOLDS}]")
     from fluxbridge.analysis.run import run_analyze
     from fluxbridge.bridge.build import run_bridges
     from fluxbridge.data.twin import run_twin
@@ -139,18 +145,22 @@ def run_demo(scenario: Path, out: Path, force: bool = False) -> int:
         )
     )
     train = {"folds": DEMO_FOLDS, "max_epochs": DEMO_EPOCHS}
-    for model, extra, options in (
-        ("ec", [], {}),
-        ("ec-atm", [out / "bridges.nc"], {"on_decoupling": DEMO_ON_DECOUPLING}),
-    ):
+    setups: list[tuple[str, str, list[Path], dict[str, object]]] = [
+        ("ec", "ec", [], {}),
+        ("ec-atm", "ec-atm", [out / "bridges.nc"], {"on_decoupling": DEMO_ON_DECOUPLING}),
+    ]
+    if exact_folds:
+        setups.append(("ec-atm-exact", "ec-atm", [], {"integral": "exact", "folds": exact_folds}))
+    for folder, model, extra, options in setups:
+        settings = {**train, **options}
         step(
             Step(
-                f"train-{model}",
+                f"train-{folder}",
                 [data, train_cfg, *extra],
-                {**train, **options},
-                [out / "train" / model],
-                lambda model=model, options=options: run_train(
-                    model=model, data=data, run=out, config=train_cfg, **train, **options
+                settings,
+                [out / "train" / folder],
+                lambda model=model, settings=settings: run_train(
+                    model=model, data=data, run=out, config=train_cfg, **settings
                 ),
             )
         )

@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -111,6 +112,42 @@ def test_bad_configs_are_clear(tiny_data, tmp_path, tiny_config, kwargs, message
     with pytest.raises(ConfigError, match=message):
         run_train(data=tiny_data, run=tmp_path, config=tiny_config, **kwargs)
     assert not (tmp_path / "train").exists()
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("selection: best", r"selection='best' is not one of \['skill', 'eq14'\]"),
+        ("tower_offset_lr_scale: 0", r"bad.yaml: tower_offset_lr_scale=0.0 must be > 0"),
+        ("selection_weights: [1.0]", r"selection_weights=\[1.0\]: expected two weights"),
+    ],
+)
+def test_bad_selection_settings_are_clear(tiny_data, tmp_path, line, message):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(line + "\n")
+    with pytest.raises(ConfigError, match=message):
+        run_train("ec-atm", tiny_data, tmp_path, config=cfg)
+    assert not (tmp_path / "train").exists()
+
+
+def test_best_epoch_is_the_lowest_skill_score(tiny_data, run_dir, tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("batch_size: 1024\nmax_epochs: 4\nprogress_bar: false\ntower_offset: true\n")
+    _train("ec-atm", tiny_data, run_dir, cfg, integral="exact")
+    fold = run_dir / "train" / "ec-atm-exact" / "fold_0"
+    metrics = pd.read_csv(fold / "metrics.csv")
+    val = metrics.dropna(subset=["val/skill"]).set_index("epoch")
+    # the skill score is the two held-out losses over their first-epoch values
+    first = val.iloc[0]
+    rebuilt = val["val/rmse_sites"] ** 2 / first["val/rmse_sites"] ** 2
+    rebuilt += val["val/loss_atm"] / first["val/loss_atm"]
+    np.testing.assert_allclose(val["val/skill"], rebuilt, rtol=1e-4)
+    assert (val["val/loss"] == val["val/skill"]).all() and "val/eq14" in val
+    best_epoch = read_checkpoint(fold / "best.ckpt")["epoch"]
+    assert best_epoch == int(val["val/skill"].idxmin())
+    offsets = metrics["train/tower_offset"].dropna()
+    assert len(offsets) == 4 and offsets.abs().max() > 0
+    load_member(fold / "best.ckpt", "ec-atm")  # the map's network loads without the tower term
 
 
 def test_unknown_config_key(tiny_data, tmp_path):

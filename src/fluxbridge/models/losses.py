@@ -57,3 +57,13 @@ def uncertainty_weighted(losses: Tensor, log_var: Tensor) -> tuple[Tensor, Tenso
     weights = 0.5 * torch.exp(-log_var)
     total = torch.sum(weights * losses) + torch.sum(0.5 * log_var)
     return total, weights
+
+
+def skill_score(terms: Tensor, scale: Tensor, weights: Tensor) -> Tensor:
+    """Best-epoch score that ignores the learned σ²: Σ_k weights_k × terms_k / scale_k.
+
+    ``terms`` (k,) held-out losses in their own units, ``scale`` (k,) the same losses at a
+    fixed reference epoch (so each ratio is dimensionless, 1 at that epoch), ``weights``
+    (k,) fixed. Lower is better.
+    """
+    return torch.sum(weights.to(terms) * terms / scale)

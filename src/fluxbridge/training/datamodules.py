@@ -98,18 +98,24 @@ class EpochBatches(Sampler[Any]):
         return -(-self.n // self.batch_size)
 
 
-class SiteDays(Dataset[dict[str, Tensor]]):
-    """Tower site-days: drivers x (n, driver) and observed NEE y (n,) in gC m-2 d-1."""
+#: |latitude| below which a tower counts as tropical (the Tropics of Cancer and Capricorn)
+TROPICS_LAT = 23.44
 
-    def __init__(self, x: np.ndarray, y: np.ndarray) -> None:
+
+class SiteDays(Dataset[dict[str, Tensor]]):
+    """Tower site-days: drivers x (n, driver), observed NEE y (n,) in gC m-2 d-1, and
+    ``tropical`` (n,) 1.0 for a tower within ±``TROPICS_LAT``° (the EC-ATM tower offset)."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, tropical: np.ndarray) -> None:
         self.x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
         self.y = torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32))
+        self.tropical = torch.from_numpy(np.ascontiguousarray(tropical, dtype=np.float32))
 
     def __len__(self) -> int:
         return self.y.shape[0]
 
     def __getitem__(self, idx: list[int]) -> dict[str, Tensor]:
-        return {"x": self.x[idx], "y": self.y[idx]}
+        return {"x": self.x[idx], "y": self.y[idx], "tropical": self.tropical[idx]}
 
 
 class Years(Dataset[dict[str, Any]]):
@@ -178,8 +184,13 @@ class FluxDataModule(pl.LightningDataModule):
         check_no_leakage(fold, sites["site_lat"].values, sites["site_lon"].values, path)
         self.split: SiteSplit = split_sites(fold, self.held_out, valid.sum(axis=1), path)
         train, val = self.split.train, self.split.val
-        self.train_sites = SiteDays(x[train][valid[train]], y[train][valid[train]])
-        self.val_sites = SiteDays(x[val][valid[val]], y[val][valid[val]])
+        tropical = np.broadcast_to(
+            (np.abs(sites["site_lat"].values) < TROPICS_LAT)[:, None], y.shape
+        )
+        self.train_sites = SiteDays(
+            x[train][valid[train]], y[train][valid[train]], tropical[train][valid[train]]
+        )
+        self.val_sites = SiteDays(x[val][valid[val]], y[val][valid[val]], tropical[val][valid[val]])
         xt = self.train_sites.x.double()
         self.input_mean = xt.mean(dim=0).float()
         self.input_std = xt.std(dim=0).float()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from fluxbridge.config import from_mapping, load_yaml, to_mapping
 from fluxbridge.data.canonical import DRIVER_NAMES, open_canonical
 from fluxbridge.errors import ConfigError
 from fluxbridge.io import atomic_path
-from fluxbridge.models.modules import MODULES
+from fluxbridge.models.modules import MODULES, SELECTIONS
 from fluxbridge.models.network import BridgeLike, NEENetwork
 from fluxbridge.training.callbacks import ACTIONS, BridgeDecoupling
 from fluxbridge.training.checkpoint import check_identity, load_member, read_checkpoint
@@ -58,6 +58,21 @@ class TrainConfig:
     decoupling_max_rel_error: float = 0.1
     decoupling_min_corr: float = 0.9
     progress_bar: bool = True
+    # EC-ATM only; the paper's variant is tower_offset: false, selection: eq14 (docs/training.md)
+    tower_offset: bool = False
+    tower_offset_lr_scale: float = 10.0
+    selection: str = "skill"
+    selection_weights: list[float] = field(default_factory=lambda: [1.0, 1.0])
+
+    def __post_init__(self) -> None:
+        _choice("selection", self.selection, SELECTIONS)
+        if not self.tower_offset_lr_scale > 0:
+            raise ConfigError(f"tower_offset_lr_scale={self.tower_offset_lr_scale} must be > 0")
+        if len(self.selection_weights) != 2 or min(self.selection_weights) < 0:
+            raise ConfigError(
+                f"selection_weights={self.selection_weights}: expected two weights >= 0 "
+                "(held-out site MSE, held-out-year ATM loss)"
+            )
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -230,11 +245,22 @@ def train_member(setup: MemberSetup, fold: int, bridges: BridgeLike | None) -> p
             tmp.write_text(json.dumps({"train": dm.train_years, "val": dm.val_years}))
     net = initial_network(cfg, fold)
     net.set_standardisation(dm.input_mean, dm.input_std)
+    options = (
+        {
+            "tower_offset": cfg.tower_offset,
+            "tower_offset_lr_scale": cfg.tower_offset_lr_scale,
+            "selection": cfg.selection,
+            "selection_weights": tuple(cfg.selection_weights),
+        }
+        if setup.model == "ec-atm"
+        else {}
+    )
     module = MODULES[setup.model](
         net,
         lr=cfg.lr,
         regional=dm.regional if spec else None,
         uncertainty_lr_scale=cfg.uncertainty_lr_scale,
+        **options,
     )
     callbacks: list[pl.Callback] = [
         ModelCheckpoint(
