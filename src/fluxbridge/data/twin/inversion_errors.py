@@ -1,10 +1,12 @@
 """How wrong a twin world's inversions are: per region and for the globe (sum of regions).
 
-``python -m fluxbridge.data.twin.inversion_errors DATASET`` prints a Markdown table with,
-per RECCAP2 region, the ensemble mean's mean annual error against the truth (PgC yr-1,
-positive = the inversions put a source where the truth has less), the RMSE of its
-monthly error (PgC month-1) and the member spread (standard deviation across members
-of each year's integral, averaged over the years, PgC yr-1).
+``python -m fluxbridge.data.twin.inversion_errors DATASET...`` prints a Markdown table
+with, per RECCAP2 region (then TROPICS and NORTH, the two sides of the dipole, and
+GLOBAL, the sum of the 18 regions), for each dataset: the ensemble mean's mean annual
+error against the truth (PgC yr-1, positive = the inversions put a source where the
+truth has less), the RMSE of its monthly error (PgC month-1) and the member spread
+(standard deviation across members of each year's integral, averaged over the
+years, PgC yr-1).
 """
 
 from __future__ import annotations
@@ -53,30 +55,36 @@ def error_table(truth: xr.DataArray, members: xr.DataArray) -> list[dict[str, ob
     return rows
 
 
-def markdown(rows: list[dict[str, object]]) -> str:
-    """The rows as a Markdown table."""
-    lines = [
-        "| region | truth (PgC/yr) | mean error (PgC/yr) | monthly RMSE (PgC/month) "
-        "| member spread (PgC/yr) |",
-        "|---|---|---|---|---|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['region']} | {r['truth_annual']:.3f} | {r['annual_error']:+.3f} "
-            f"| {r['monthly_rmse']:.3f} | {r['member_spread']:.3f} |"
-        )
+def markdown(tables: dict[str, list[dict[str, object]]]) -> str:
+    """One Markdown table: the truth, then error, RMSE and spread of each named table."""
+    names = list(tables)
+    head = "| region | truth (PgC/yr) |" + "".join(
+        f" {n}: mean error (PgC/yr) | {n}: monthly RMSE (PgC/month) | {n}: spread (PgC/yr) |"
+        for n in names
+    )
+    lines = [head, "|---|---|" + "---|---|---|" * len(names)]
+    for i, row in enumerate(tables[names[0]]):
+        cells = [f"{row['region']}", f"{row['truth_annual']:.3f}"]
+        for n in names:
+            r = tables[n][i]
+            cells += [f"{r['annual_error']:+.3f}", f"{r['monthly_rmse']:.3f}",
+                      f"{r['member_spread']:.3f}"]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def main(argv: list[str]) -> int:
-    """Print the table of the canonical dataset ``argv[0]``."""
-    ds = open_canonical(Path(argv[0]), validate=False)
+def dataset_table(root: Path) -> list[dict[str, object]]:
+    """The rows of :func:`error_table` for the canonical dataset at ``root``."""
+    ds = open_canonical(root, validate=False)
     grid = ds.grid_ds
     truth = regional_integrals(ds.open("truth")["nee"], grid)
-    members = regional_integrals(ds.open("inversions")["nee"], grid)
-    region_abbr = grid["region_abbr"].values
-    truth = truth.assign_coords(region_abbr=("region", region_abbr))
-    print(markdown(error_table(truth, members)))
+    truth = truth.assign_coords(region_abbr=("region", grid["region_abbr"].values))
+    return error_table(truth, regional_integrals(ds.open("inversions")["nee"], grid))
+
+
+def main(argv: list[str]) -> int:
+    """Print one table for the datasets ``argv`` (columns named by each folder)."""
+    print(markdown({Path(a).name: dataset_table(Path(a)) for a in argv}))
     return 0
 
 
