@@ -33,9 +33,26 @@ def test_fold_split_has_no_site_leakage_and_masks_nan(tiny_data):
     assert dm.input_mean[8].item() == pytest.approx(train_tair.mean(), rel=1e-5)
 
 
-def test_colocated_sites_in_two_folds_are_refused():
-    with pytest.raises(SchemaError, match="share the position"):
-        check_no_leakage(np.array([0, 1]), np.array([10.0, 10.0]), np.array([5.0, 5.0]), "s.nc")
+def _sites_in(lat, lon, fold) -> xr.Dataset:
+    names = [f"S{i}" for i in range(len(fold))]
+    return xr.Dataset(
+        {"fold": ("site", np.array(fold)), "site_lat": ("site", np.array(lat)),
+         "site_lon": ("site", np.array(lon))},
+        coords={"site": names},
+    )  # fmt: skip
+
+
+def test_two_towers_of_one_grid_cell_in_two_folds_are_refused():
+    grid = xr.Dataset(
+        coords={"lat": np.arange(-85.0, 90.0, 10.0), "lon": np.arange(-175.0, 180, 10)}
+    )
+    # 10.2 N 5.1 E and 19.9 N 0.1 E both lie in the cell 10..20 N, 0..10 E (centre 15 N, 5 E).
+    split = _sites_in([10.2, 19.9, -40.0], [5.1, 0.1, 5.0], [0, 1, 1])
+    with pytest.raises(SchemaError, match=r"S0 and S1 share the grid cell centred at \(15 N, 5 E\)"
+                       r" but are in folds 0 and 1"):  # fmt: skip
+        check_no_leakage(split, grid, "s.nc")
+    check_no_leakage(_sites_in([10.2, 19.9, -40.0], [5.1, 0.1, 5.0], [1, 1, 0]), grid, "s.nc")
+    check_no_leakage(_sites_in([10.2, 20.1], [5.1, 5.1], [0, 1]), grid, "s.nc")  # two cells
 
 
 def test_empty_fold_is_a_clear_error():

@@ -181,7 +181,7 @@ class FluxDataModule(pl.LightningDataModule):
         y = sites["nee_obs"].values
         valid = np.isfinite(y) & np.isfinite(x).all(axis=-1)
         fold = sites["fold"].values
-        check_no_leakage(fold, sites["site_lat"].values, sites["site_lon"].values, path)
+        check_no_leakage(sites, canonical.grid_ds, path)
         self.split: SiteSplit = split_sites(fold, self.held_out, valid.sum(axis=1), path)
         train, val = self.split.train, self.split.val
         tropical = np.broadcast_to(

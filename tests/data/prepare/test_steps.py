@@ -57,6 +57,16 @@ def test_grouped_folds_keep_groups_together_and_are_seeded() -> None:
         grouped_folds(groups, 20, seed=1)
 
 
+def test_grouped_folds_deal_each_stratum_across_the_folds() -> None:
+    # Six single-site groups in stratum "a", six in "b", three folds: by hand, the greedy
+    # least-filled rule gives each fold two sites of each stratum.
+    groups = np.arange(12)
+    strata = np.array(["a"] * 6 + ["b"] * 6)
+    folds = grouped_folds(groups, 3, seed=4, strata=strata)
+    for s in ("a", "b"):
+        np.testing.assert_array_equal(np.bincount(folds[strata == s], minlength=3), [2, 2, 2])
+
+
 def test_published_folds(tmp_path: Path) -> None:
     path = tmp_path / "folds.csv"
     path.write_text("SITE_ID,fold\nUS-Ha1,3\nDE-Tha,0\n")
@@ -74,6 +84,20 @@ def test_tower_over_sea_goes_to_the_nearest_land_cell() -> None:
     np.testing.assert_array_equal(
         tower_cells(np.array([45.0, -65.0]), np.array([-2.0, 125.0]), grid, land), [1, 0]
     )
+
+
+def test_towers_of_one_sea_cell_share_a_land_cell_and_a_fold() -> None:
+    grid = Grid.global_regular(10.0)
+    land = np.zeros(grid.shape)
+    land[12, 17] = 1.0  # land cell 0: 30..40°N, -10..0°E, centre (35 N, -5 E)
+    land[13, 19] = 1.0  # land cell 1: 40..50°N, 10..20°E, centre (45 N, 15 E)
+    # Sea cell 40..50°N, 0..10°E (centre 45 N, 5 E): its centre is 7.1° from cell 1 and
+    # 12.6° from cell 0 (great circles). A tower at (40.5 N, 0.5 E) is itself nearer
+    # cell 0 (7.0° vs 11.5°), one at (45 N, 9 E) nearer cell 1; both get the centre's pixel.
+    lat, lon = np.array([40.5, 45.0, 35.0]), np.array([0.5, 9.0, -5.0])
+    np.testing.assert_array_equal(tower_cells(lat, lon, grid, land), [1, 1, 0])
+    folds = grouped_folds(tower_cells(lat, lon, grid, land), 2, seed=0)
+    assert folds[0] == folds[1] != folds[2]
 
 
 def test_lateral_flux_integrates_to_the_table_value() -> None:

@@ -1,5 +1,6 @@
 """End-to-end checks of a tiny twin world against independent numpy computations."""
 
+import json
 import shutil
 from pathlib import Path
 
@@ -102,10 +103,19 @@ def test_tower_bias_only_in_the_tropics(tiny):
     assert np.nanmean(error[~tropical]) == pytest.approx(0.0, abs=5 * 1.5 / np.sqrt(m))
 
 
-def test_folds_balanced_and_ids(tiny):
+def test_folds_grouped_by_cell_balanced_and_ids(tiny):
     sites = _open(tiny, "sites.nc")
-    counts = np.bincount(sites["fold"].values, minlength=10)
-    assert counts.size == 10 and counts.max() - counts.min() <= 1 and counts.sum() == 40
+    fold, cell = sites["fold"].values, sites["site_cell"].values
+    for c in np.unique(cell):
+        assert np.unique(fold[cell == c]).size == 1, f"cell {c} is split over folds"
+    counts = np.bincount(fold, minlength=10)
+    largest_cell = np.bincount(cell).max()
+    assert counts.size == 10 and counts.sum() == 40 and counts.min() > 0
+    assert counts.max() - counts.min() <= largest_cell
+    region = sites["site_region"].values
+    for r in np.unique(region):  # each region's cells are spread over the folds
+        n_cells = np.unique(cell[region == r]).size
+        assert 2 * np.unique(fold[region == r]).size >= min(n_cells, 10)
     assert sites["site"].values[0] == "TW-0001"
     gaps = np.isnan(sites["nee_obs"].values)
     assert 0.05 < gaps.mean() < 0.95
@@ -113,8 +123,16 @@ def test_folds_balanced_and_ids(tiny):
         assert np.isfinite(sites[name].values).all()
 
 
-def test_inversion_regional_errors_within_configuration(tiny):
-    grid, inv, truth = _open(tiny, "grid.nc"), _open(tiny, "inversions.nc"), _open(tiny, "truth.nc")
+def test_inversion_regional_errors_within_configuration(tiny, tmp_path):
+    mapping = load_yaml(TINY)
+    mapping["inversions"].update(
+        shared_bias_pgc_yr=0.0, dipole_pgc_yr=0.0, seasonal_amplitude_error=0.0,
+        member_bias_pgc_yr=0.0,
+    )  # fmt: skip
+    root = tmp_path / "ideal"
+    root.mkdir()
+    build(scenario_from_mapping(mapping, "ideal"), root)
+    grid, inv, truth = _open(root, "grid.nc"), _open(root, "inversions.nc"), _open(root, "truth.nc")
     true_int = _regional_by_hand(truth["nee"].values, grid, truth["time"])
     present = (grid["region_fraction"].values * grid["land_fraction"].values).sum((1, 2)) > 0
     rms = []
@@ -128,15 +146,29 @@ def test_inversion_regional_errors_within_configuration(tiny):
     pixel = np.nanstd(inv["nee"].values[0] - truth["nee"].values)
     assert pixel > 0.3
     assert list(inv["group"].values) == ["in-situ-inversion", "satellite-inversion"] * 2
+    # The realistic defaults of tiny.yaml add shared errors: the ensemble mean drifts.
+    real = _open(tiny, "inversions.nc")["nee"].mean("member").values
+    mean_error = _regional_by_hand(real, grid, truth["time"]) - true_int
+    ideal_error = _regional_by_hand(inv["nee"].mean("member").values, grid, inv["time"]) - true_int
+    assert np.abs(mean_error[:, present]).mean() > 1.5 * np.abs(ideal_error[:, present]).mean()
+
+
+def test_global_totals_are_the_sum_of_the_regions(tiny):
+    grid, truth = _open(tiny, "grid.nc"), _open(tiny, "truth.nc")
+    regional = _regional_by_hand(truth["nee"].values, grid, truth["time"])
+    annual = regional.sum(axis=1).reshape(-1, 12).sum(axis=1)
+    meta = json.loads((tiny / "canonical.json").read_text())
+    np.testing.assert_allclose(meta["truth_global_nee_pgc_yr"], annual, atol=1e-4)
+    assert len(meta["truth_no_region_nee_pgc_yr"]) == annual.size
 
 
 def test_truth_budget_and_residual_sink(tiny):
     grid, truth = _open(tiny, "grid.nc"), _open(tiny, "truth.nc")
     weight = grid["cell_area"].values * grid["land_fraction"].values
     days = np.asarray(truth["time"].dt.days_in_month, dtype=float)
-    monthly = np.array([np.nansum(truth["nee"].values[t] * weight) for t in range(days.size)])
     n_years = days.size // 12
-    annual = (monthly * days * 1e-15).reshape(n_years, 12).sum(axis=1)
+    regional = _regional_by_hand(truth["nee"].values, grid, truth["time"])
+    annual = regional.sum(axis=1).reshape(n_years, 12).sum(axis=1)
     assert -5.0 < annual.mean() < -1.0
     gpp = np.array([np.nansum(truth["gpp"].values[t] * weight) for t in range(days.size)])
     assert 60 < (gpp * days * 1e-15).sum() / n_years < 300  # PgC/yr, the order of Earth's GPP

@@ -1,5 +1,6 @@
 """Scenario validation: every bad knob is a ConfigError naming the key."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,11 @@ def test_shipped_scenarios_load(path):
         ({"inversions": {"members": 0}}, "members"),
         ({"msc_base_years": [2000, 2002]}, "msc_base_years"),
         ({"tower_bias": {"tropics_gc_m2_d": "big"}}, r"tower_bias\.tropics_gc_m2_d"),
+        ({"inversions": {"dipole_pgc_yr": -0.1}}, "dipole_pgc_yr"),
+        ({"inversions": {"seasonal_amplitude_error": 2.0}}, "seasonal_amplitude_error"),
+        ({"inversions": {"shared_bias_pgc_yr": 11.0}}, "shared_bias_pgc_yr"),
+        ({"inversions": {"member_bias_pgc_yr": -1.0}}, "member_bias_pgc_yr"),
+        ({"reference": {"spatial_error_gc_m2_d": -0.2}}, "spatial_error_gc_m2_d"),
     ],
 )
 def test_bad_scenarios_name_the_key(patch, message):
@@ -51,3 +57,16 @@ def test_resolved_yaml_round_trips():
 
     again = scenario_from_mapping(yaml.safe_load(scn.to_yaml()), "again")
     assert again == scn and again.sha256() == scn.sha256()
+
+
+def test_ideal_inversions_is_the_demo_without_the_realistic_errors():
+    demo, ideal = (
+        load_scenario(CONFIGS / "demo.yaml"),
+        load_scenario(CONFIGS / "ideal_inversions.yaml"),
+    )
+    off = {"shared_bias_pgc_yr": 0.0, "dipole_pgc_yr": 0.0, "seasonal_amplitude_error": 0.0,
+           "member_bias_pgc_yr": 0.0}  # fmt: skip
+    assert ideal.inversions == replace(demo.inversions, **off)
+    assert ideal.reference == replace(demo.reference, spatial_error_gc_m2_d=0.0)
+    assert replace(ideal, inversions=demo.inversions, reference=demo.reference) == demo
+    assert demo.inversions.dipole_pgc_yr > 0 and demo.reference.spatial_error_gc_m2_d > 0

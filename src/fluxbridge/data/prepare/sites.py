@@ -2,11 +2,13 @@
 
 Sites are read with :mod:`fluxbridge.data.fluxnet`. Each tower is placed in the
 canonical grid cell that contains it, or, when that cell has no land, in the
-nearest land cell (great-circle distance between cell centres). Folds are
-grouped by that cell, so co-located towers never end up on both sides of a
-split. Drivers at the tower are those of its cell; ``Tair`` is replaced by the
-tower's own air temperature (TA_F, gap-filled with ERA5 in FLUXNET2015) on the
-days the tower has it (Upton et al. Sect. 2.1).
+land cell nearest to that cell's centre (great-circle distance between cell
+centres), so towers of one grid cell always share a land cell. Folds are
+grouped by that cell (:func:`fluxbridge.training.folds.grouped_folds`), so
+towers sharing a pixel never end up on both sides of a split. Drivers at the
+tower are those of its cell; ``Tair`` is replaced by the tower's own air
+temperature (TA_F, gap-filled with ERA5 in FLUXNET2015) on the days the tower
+has it (Upton et al. Sect. 2.1).
 """
 
 from __future__ import annotations
@@ -29,6 +31,13 @@ from fluxbridge.data.fluxnet import (
 from fluxbridge.data.prepare.config import SitesConfig
 from fluxbridge.errors import SchemaError
 from fluxbridge.geo.grid import Grid
+from fluxbridge.training.folds import grid_cell, grouped_folds
+
+# grouped_folds is re-exported: prepare deals folds through this module.
+__all__ = [
+    "grouped_folds", "keep_observed", "published_folds", "read_towers", "sites_dataset",
+    "tower_cells",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -56,13 +65,13 @@ def tower_cells(lat: np.ndarray, lon: np.ndarray, grid: Grid, land: np.ndarray) 
     ilat_all, ilon_all = np.nonzero(land > 0)
     order = -np.ones(land.shape, dtype=np.int64)
     order[ilat_all, ilon_all] = np.arange(ilat_all.size)
-    ilat = np.clip(np.searchsorted(grid.lat_bounds, lat, side="right") - 1, 0, grid.shape[0] - 1)
-    ilon = np.clip(np.searchsorted(grid.lon_bounds, lon, side="right") - 1, 0, grid.shape[1] - 1)
+    ilat, ilon = grid_cell(grid, lat, lon)
     cells = order[ilat, ilon]
     sea = cells < 0
     if sea.any():
+        # From the cell centre, not the tower: every tower of a cell gets the same pixel.
         tree = cKDTree(_xyz(grid.lat[ilat_all], grid.lon[ilon_all]))
-        _, nearest = tree.query(_xyz(lat[sea], lon[sea]))
+        _, nearest = tree.query(_xyz(grid.lat[ilat[sea]], grid.lon[ilon[sea]]))
         cells[sea] = nearest
     return cells
 
@@ -70,25 +79,6 @@ def tower_cells(lat: np.ndarray, lon: np.ndarray, grid: Grid, land: np.ndarray) 
 def _xyz(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
     phi, lam = np.deg2rad(lat), np.deg2rad(lon)
     return np.stack([np.cos(phi) * np.cos(lam), np.cos(phi) * np.sin(lam), np.sin(phi)], -1)
-
-
-def grouped_folds(groups: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
-    """Fold of every site: groups in a seeded random order, each to the fold with fewest sites."""
-    unique, sizes = np.unique(groups, return_counts=True)
-    if unique.size < n_folds:
-        raise SchemaError(
-            "sites",
-            "fold",
-            f"{unique.size} site group(s) cannot fill {n_folds} folds; lower sites.n_folds",
-        )
-    order = np.random.default_rng(seed).permutation(unique.size)
-    load = np.zeros(n_folds, dtype=np.int64)
-    fold_of_group = {}
-    for k in order:
-        target = int(np.argmin(load))
-        fold_of_group[unique[k]] = target
-        load[target] += sizes[k]
-    return np.array([fold_of_group[g] for g in groups], dtype=np.int32)
 
 
 def published_folds(path: Path, sites: list[str]) -> np.ndarray:

@@ -107,10 +107,12 @@ def build(scn: Scenario, root: Path) -> dict[str, object]:
     mask = record_mask(towers, calendar.days.year.to_numpy(), scn.sites, scn.seed)
     nee_obs = observe(site_truth, towers, mask, scn)
     write_sites(towers, calendar.days, nee_obs, tower_drivers(site_pixel, scn), root / "sites.nc")
-    global_annual = _write_truth(geo, calendar, monthly, towers, site_truth, root)
-    _write_inversions(geo, calendar, monthly["nee"], scn, root)
-    _write_derived(geo, calendar, monthly, global_annual, scn, root)
-    _write_metadata(scn, root, geo, towers.n, global_annual)
+    operator = RegionalOperator.of(geo)
+    _write_truth(geo, calendar, monthly, towers, site_truth, root)
+    global_annual, no_region = annual_totals(monthly["nee"], geo, operator, calendar)
+    _write_inversions(geo, operator, calendar, monthly["nee"], scn, root)
+    _write_derived(geo, operator, calendar, monthly, global_annual, scn, root)
+    _write_metadata(scn, root, geo, towers.n, global_annual, no_region)
     return {
         "cells": geo.n_cells,
         "sites": towers.n,
@@ -118,14 +120,26 @@ def build(scn: Scenario, root: Path) -> dict[str, object]:
     }
 
 
-def _global_annual(nee: np.ndarray, geo: Geography, calendar: Calendar) -> np.ndarray:
-    """(year,) PgC yr-1 over every land cell."""
+def annual_totals(
+    nee: np.ndarray, geo: Geography, operator: RegionalOperator, calendar: Calendar
+) -> tuple[np.ndarray, np.ndarray]:
+    """(global, no_region), each (year,) PgC yr-1 of a (month, cell) flux in gC m-2 d-1.
+
+    Global is the sum of the 18 regional integrals (what inversions constrain); no_region
+    integrates the land share that no region covers (Antarctica, Greenland, small islands).
+    """
+    days = calendar.days_in_month
+    regions = operator.integrate(nee, days).sum(axis=1)
     area = geo.on_cells(geo.cell_area * geo.land_fraction)
-    per_month = (nee @ area) * calendar.days_in_month * PG_PER_G
-    return np.bincount(calendar.year_of_month, weights=per_month)
+    uncovered = area * np.clip(1.0 - operator.fraction.sum(axis=0), 0.0, 1.0)
+    outside = (nee @ uncovered) * days * PG_PER_G
+    return (
+        np.bincount(calendar.year_of_month, weights=regions),
+        np.bincount(calendar.year_of_month, weights=outside),
+    )
 
 
-def _write_truth(geo, calendar, monthly, towers, site_truth, root: Path) -> np.ndarray:
+def _write_truth(geo, calendar, monthly, towers, site_truth, root: Path) -> None:
     extra = xr.Dataset(
         {"site_nee": (("site", "time_daily"), site_truth.astype(np.float32), nee_attrs(
             "true NEE at the tower pixel (no bias, no noise)", "time_daily: mean"))},
@@ -150,28 +164,23 @@ def _write_truth(geo, calendar, monthly, towers, site_truth, root: Path) -> np.n
         {"title": "twin-world truth: hide this file from any model"},
         extra,
     )
-    return _global_annual(monthly["nee"], geo, calendar)
 
 
-def _write_inversions(geo, calendar, truth: np.ndarray, scn: Scenario, root: Path) -> None:
+def _write_inversions(geo, operator, calendar, truth: np.ndarray, scn: Scenario, root) -> None:
     cfg = scn.inversions
     names = [f"INV{m + 1}" for m in range(cfg.members)]
     groups = [
         "in-situ-inversion" if m % 2 == 0 else "satellite-inversion" for m in range(len(names))
     ]
-    operator = RegionalOperator.of(geo)
     handle = create_ensemble(geo, calendar.months, names, groups, root / "inversions.nc")
     try:
         fields = inversion_members(
             truth,
             geo,
             operator,
-            calendar.days_in_month,
+            calendar.months,
+            cfg,
             members=cfg.members,
-            regional_sigma=cfg.regional_error_pgc_month,
-            pixel_sigma=cfg.pixel_noise_gc_m2_d,
-            timescale_months=cfg.error_timescale_months,
-            length_scale_deg=cfg.noise_length_scale_deg,
             seed=scn.seed,
             stream=_STREAM_INVERSIONS,
         )
@@ -181,9 +190,9 @@ def _write_inversions(geo, calendar, truth: np.ndarray, scn: Scenario, root: Pat
         handle.close()
 
 
-def _write_derived(geo, calendar, monthly, global_annual, scn: Scenario, root: Path) -> None:
+def _write_derived(geo, operator, calendar, monthly, global_annual, scn, root: Path) -> None:
     months = calendar.months
-    ref = reference(monthly["nee"], monthly["unexplained"], geo, months, scn)
+    ref = reference(monthly["nee"], monthly["unexplained"], geo, operator, months, scn)
     write_monthly(
         {"nee": (ref, nee_attrs("FLUXCOM-like reference NEE (EC-only upscaling)"))},
         geo,
@@ -216,14 +225,13 @@ def _write_derived(geo, calendar, monthly, global_annual, scn: Scenario, root: P
         months,
         root / "ancillary.nc",
     )
-    _write_products(geo, calendar, monthly["nee"], scn, root)
+    _write_products(geo, operator, calendar, monthly["nee"], scn, root)
 
 
-def _write_products(geo, calendar, truth, scn: Scenario, root: Path) -> None:
+def _write_products(geo, operator, calendar, truth, scn: Scenario, root: Path) -> None:
     folder = root / "products"
     folder.mkdir()
     listing = []
-    operator = RegionalOperator.of(geo)
     for product in product_families(truth, geo, operator, calendar.months, scn):
         name = f"{product.name}.nc"
         write_monthly(
@@ -237,7 +245,7 @@ def _write_products(geo, calendar, truth, scn: Scenario, root: Path) -> None:
     (folder / "products.yaml").write_text(yaml.safe_dump({"products": listing}, sort_keys=False))
 
 
-def _write_metadata(scn: Scenario, root: Path, geo, n_sites: int, global_annual) -> None:
+def _write_metadata(scn: Scenario, root: Path, geo, n_sites: int, global_annual, no_region):
     (root / "scenario.yaml").write_text(scn.to_yaml())
     meta = {
         "schema_version": SCHEMA_VERSION,
@@ -251,6 +259,7 @@ def _write_metadata(scn: Scenario, root: Path, geo, n_sites: int, global_annual)
         "land_cells": geo.n_cells,
         "sites": n_sites,
         "truth_global_nee_pgc_yr": [round(float(v), 4) for v in global_annual],
+        "truth_no_region_nee_pgc_yr": [round(float(v), 4) for v in no_region],
         "files": sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()),
     }
     (root / "canonical.json").write_text(json.dumps(meta, indent=2) + "\n")

@@ -30,9 +30,8 @@ def regional_integrals(nee: xr.DataArray, grid: xr.Dataset) -> xr.DataArray:
 
 
 def global_integral(nee: xr.DataArray, grid: xr.Dataset) -> xr.DataArray:
-    """(…, time) PgC month-1 over all land."""
-    weight = grid["cell_area"] * grid["land_fraction"]
-    return (nee.fillna(0.0) * weight).sum(("lat", "lon")) * nee["time"].dt.days_in_month * 1e-15
+    """(…, time) PgC month-1: the sum of the 18 regions (what the inversions constrain)."""
+    return regional_integrals(nee, grid).sum("region")
 
 
 def plot_global_budget(ds, out: Path) -> None:

@@ -3,20 +3,21 @@
 * Reference (what an EC-only upscaling of the biased towers gives): the explainable
   truth (truth − unexplained) with its interannual anomaly damped to ``iav_damping``,
   plus the tower bias over the vegetated share of tropical cells, plus a smooth
-  model error.
+  model error, plus a fixed within-region error pattern (correlation length 3 grid
+  cells, every regional integral 0, so no regional constraint can see it).
 * Residual sink: the truth's global annual NEE + N(0, σ) per year.
 * Product families for the ensemble analysis (He et al.): satellite-like inversions
-  (regional error as the scenario's inversions), in-situ-like inversions (2.5× the
-  regional and 1.5× the pixel error), biosphere-model-like fields (70 % of the
-  seasonal cycle, 40 % of the interannual anomaly, so a weak drought response, plus
-  a smooth bias) and one prior (80 % of the cycle, no interannual anomaly).
+  (errors as the scenario's inversions, shared errors drawn per family), in-situ-like
+  inversions (2.5× the AR(1) regional and 1.5× the pixel error), biosphere-model-like
+  fields (70 % of the seasonal cycle, 40 % of the interannual anomaly, so a weak
+  drought response, plus a smooth bias) and one prior (80 % of the cycle, no interannual anomaly).
 All fluxes in gC m-2 d-1 (source positive), monthly on land cells (month, cell).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -31,6 +32,7 @@ from .seasonal import monthly_cycle
 _STREAM_REFERENCE, _STREAM_SINK = 40, 41
 _STREAM_SATELLITE, _STREAM_IN_SITU, _STREAM_BIOSPHERE, _STREAM_PRIOR = 42, 43, 44, 45
 GROUPS = ("satellite-inversion", "in-situ-inversion", "biosphere-model", "prior")
+PATTERN_LENGTH_CELLS = 3.0  # correlation length of the reference's within-region error
 
 
 def _cycle_and_anomaly(
@@ -47,14 +49,31 @@ def _smooth_field(
     return CorrelatedField.draw(rng, n_months, 10.0, rho).values(xyz)
 
 
+def within_region_pattern(
+    geo: Geography, operator: RegionalOperator, rng: np.random.Generator
+) -> np.ndarray:
+    """(cell,) unit-σ correlated pattern whose every regional integral is 0; 0 outside regions.
+
+    Correlation length :data:`PATTERN_LENGTH_CELLS` grid cells; σ is taken over the
+    land cells that some region covers.
+    """
+    length_deg = PATTERN_LENGTH_CELLS * max(geo.grid.resolution)
+    xyz = unit_vectors(geo.grid.lat[geo.cell_ilat], geo.grid.lon[geo.cell_ilon])
+    raw = CorrelatedField.draw(rng, 1, length_deg, 0.0).values(xyz)
+    pattern = operator.remove_integrals(raw, np.ones(1))[0] * operator.covered
+    sd = pattern[operator.covered].std() if operator.covered.any() else 0.0
+    return pattern / sd if sd > 0 else pattern
+
+
 def reference(
     truth: np.ndarray,
     unexplained: np.ndarray,
     geo: Geography,
+    operator: RegionalOperator,
     months: pd.DatetimeIndex,
     scenario: Scenario,
 ) -> np.ndarray:
-    """FLUXCOM-like monthly NEE (month, cell)."""
+    """FLUXCOM-like monthly NEE (month, cell) in gC m-2 d-1."""
     cfg = scenario.reference
     cycle, anomaly = _cycle_and_anomaly(truth - unexplained, months)
     bias = scenario.tower_bias.tropics_gc_m2_d if cfg.apply_tower_bias else 0.0
@@ -63,6 +82,8 @@ def reference(
     tropical = geo.on_cells(geo.tropical) * vegetated
     rng = stream_rng(scenario.seed, _STREAM_REFERENCE)
     error = cfg.model_error_gc_m2_d * _smooth_field(rng, geo, len(months), 0.9)
+    pattern = within_region_pattern(geo, operator, stream_rng(scenario.seed, _STREAM_REFERENCE, 1))
+    error += cfg.spatial_error_gc_m2_d * pattern[None, :]
     return cycle + cfg.iav_damping * anomaly + bias * tropical[None, :] + error
 
 
@@ -90,23 +111,17 @@ def product_families(
 ) -> Iterator[Product]:
     """Yield the product families of the scenario one product at a time."""
     cfg, inv = scenario.products, scenario.inversions
-    days = months.days_in_month.to_numpy().astype(np.float64)
     for prefix, group, count, reg, pix, stream in (
         ("SAT", GROUPS[0], cfg.satellite, 1.0, 1.0, _STREAM_SATELLITE),
         ("INS", GROUPS[1], cfg.in_situ, 2.5, 1.5, _STREAM_IN_SITU),
     ):
+        family = replace(
+            inv,
+            regional_error_pgc_month=reg * inv.regional_error_pgc_month,
+            pixel_noise_gc_m2_d=pix * inv.pixel_noise_gc_m2_d,
+        )
         fields = inversion_members(
-            truth,
-            geo,
-            operator,
-            days,
-            members=count,
-            regional_sigma=reg * inv.regional_error_pgc_month,
-            pixel_sigma=pix * inv.pixel_noise_gc_m2_d,
-            timescale_months=inv.error_timescale_months,
-            length_scale_deg=inv.noise_length_scale_deg,
-            seed=scenario.seed,
-            stream=stream,
+            truth, geo, operator, months, family, members=count, seed=scenario.seed, stream=stream
         )
         for i, nee in enumerate(fields):
             yield Product(f"{prefix}{i + 1}", group, nee)

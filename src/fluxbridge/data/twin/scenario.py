@@ -92,11 +92,19 @@ class InversionsConfig:
     pixel_noise_gc_m2_d: float = 0.8  # 1σ of region-integral-free pixel noise
     error_timescale_months: float = 3.0  # e-folding time of the AR(1) regional error
     noise_length_scale_deg: float = 6.0
+    # Calibrated to published inversion ensembles (docs/twin_world.md, "Inversion errors").
+    shared_bias_pgc_yr: float = 0.06  # 1σ per-region bias common to every member
+    dipole_pgc_yr: float = 0.3  # 1σ tropics-north trade-off, global total unchanged
+    seasonal_amplitude_error: float = 0.1  # 1σ shared relative error of each regional MSC
+    member_bias_pgc_yr: float = 0.08  # 1σ constant bias per member and region
 
     def __post_init__(self) -> None:
         if self.members < 1:
             raise ValueError(f"members={self.members} must be at least 1")
         _check_range("regional_error_pgc_month", self.regional_error_pgc_month, 0.0, 10.0)
+        for name in ("shared_bias_pgc_yr", "dipole_pgc_yr", "member_bias_pgc_yr"):
+            _check_range(name, getattr(self, name), 0.0, 10.0)
+        _check_range("seasonal_amplitude_error", self.seasonal_amplitude_error, 0.0, 1.0)
         _check_range("pixel_noise_gc_m2_d", self.pixel_noise_gc_m2_d, 0.0, 50.0)
         _check_range("error_timescale_months", self.error_timescale_months, 0.1, 120.0)
         _check_range("noise_length_scale_deg", self.noise_length_scale_deg, 0.5, 90.0)
@@ -109,9 +117,11 @@ class ReferenceConfig:
     model_error_gc_m2_d: float = 0.2  # 1σ smooth model error
     iav_damping: float = 0.5  # share of the true interannual anomaly the reference keeps
     apply_tower_bias: bool = True
+    spatial_error_gc_m2_d: float = 0.4  # 1σ fixed within-region error pattern (3 grid cells)
 
     def __post_init__(self) -> None:
         _check_range("model_error_gc_m2_d", self.model_error_gc_m2_d, 0.0, 10.0)
+        _check_range("spatial_error_gc_m2_d", self.spatial_error_gc_m2_d, 0.0, 10.0)
         _check_range("iav_damping", self.iav_damping, 0.0, 1.0)
 
 

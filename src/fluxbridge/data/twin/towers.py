@@ -4,8 +4,10 @@
   in the USA and Europe, sparse in the tropics, Africa and Asia, or the scenario's
   weights), split by largest remainder; inside a region cells are drawn with
   probability ∝ vegetated land area in the region.
-* Folds: towers sorted by region in random order and dealt round-robin, so every fold
-  has count/folds (±1) towers and a similar regional mix.
+* Folds: grouped by cell (towers of one cell share its drivers and true NEE, so they
+  always share a fold), cells dealt by region to the least-filled fold
+  (:func:`fluxbridge.training.folds.grouped_folds`): folds differ in size by at most the
+  largest cell's towers and each region's cells are spread over the folds.
 * Observations: truth at the tower's pixel + representativeness error (AR(1), ρ = 0.9
   per day) + heteroscedastic measurement error (σ·(1 + 0.25|NEE|)) + the tropical bias
   on tropical towers (|lat| < 23.5° or in a TROPICAL_REGIONS region), NaN outside each
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fluxbridge.data.canonical import DRIVER_NAMES, TROPICAL_REGIONS
+from fluxbridge.training.folds import grouped_folds
 
 from .fields import ar1, stream_rng
 from .geography import TROPICS_LAT, Geography
@@ -90,9 +93,8 @@ def place_towers(geo: Geography, cfg: SitesConfig, seed: int) -> Towers:
     lat = geo.grid.lat[geo.cell_ilat[cell]] + dlat * rng.uniform(-0.4, 0.4, cell.size)
     lon = geo.grid.lon[geo.cell_ilon[cell]] + dlon * rng.uniform(-0.4, 0.4, cell.size)
     pft = geo.on_cells(geo.pft_fraction)[:, cell].argmax(axis=0)
-    order = np.lexsort((rng.permutation(cell.size), region))
-    fold = np.empty(cell.size, dtype=np.int32)
-    fold[order] = np.arange(cell.size) % cfg.folds
+    fold_seed = int(rng.integers(2**31))
+    fold = grouped_folds(cell, cfg.folds, fold_seed, strata=region)
     tropical_ids = [REGION_ABBRS.index(a) for a in TROPICAL_REGIONS]
     return Towers(
         ids=[f"TW-{i + 1:04d}" for i in range(cell.size)],
