@@ -214,11 +214,16 @@ def run_scorecard(
         print(f"[scorecard] {path.stem} → {run}", flush=True)
         run_demo(path, run, force=force, exact_folds=exact_folds)
         rows.extend(read_run(path.stem, run))
-    table = pd.DataFrame(rows)
-    with atomic_path(Path(out) / "scorecard.csv", overwrite=True) as tmp:
-        table.to_csv(tmp, index=False, float_format="%.6g")
-    text = markdown(table)
-    with atomic_path(Path(out) / "scorecard.md", overwrite=True) as tmp:
-        tmp.write_text(text)
+        text = write_tables(pd.DataFrame(rows), Path(out))  # after each: a long run shows progress
     print(text)
     return 0
+
+
+def write_tables(table: pd.DataFrame, out: Path) -> str:
+    """``scorecard.csv`` and ``scorecard.md`` in ``out`` (atomic); returns the Markdown."""
+    with atomic_path(out / "scorecard.csv", overwrite=True) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6g")
+    text = markdown(table)
+    with atomic_path(out / "scorecard.md", overwrite=True) as tmp:
+        tmp.write_text(text)
+    return text
