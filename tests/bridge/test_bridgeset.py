@@ -148,7 +148,7 @@ def test_refit_region_is_per_day_without_intercept_and_constrained(bset: BridgeS
     new = bset.refit_region("AAA", x, target, days)
     total = 4e11 * 1e-15  # land area × 1e-15: PgC d-1 per gC m-2 d-1
     # independent: the Lagrange system of min ||rate − X w||² s.t. Σ w = total
-    cols = x[:, [1, 0, 2]]  # region AAA's cells 7, 2, 5 among all_cells [2, 5, 7, 11]
+    cols = x[:, [2, 0, 1]]  # region AAA's cells 7, 2, 5 among all_cells [2, 5, 7, 11]
     kkt = np.block([[2 * cols.T @ cols, np.ones((3, 1))], [np.ones((1, 3)), np.zeros((1, 1))]])
     w = np.linalg.solve(kkt, np.r_[2 * cols.T @ rate, total])[:3]
     np.testing.assert_allclose(new.weights, w, rtol=1e-9)
