@@ -121,6 +121,9 @@ def test_apply_gridded_and_grid_mismatch(bset: BridgeSet) -> None:
     np.testing.assert_allclose(bset.apply(members).sel(member=1).values.T, twice, rtol=1e-14)
     with pytest.raises(ValueError, match="time"):
         bset.apply(field.isel(time=0))
+    # a region without contributing cells (a fallback on no usable pixel) reports 0
+    empty = BridgeSet([region("AAA", [], [], 0.0)], LAT, LON, N_CELLS)
+    assert empty.apply(members).values.tolist() == [[[0.0, 0.0], [0.0, 0.0]]]
     shifted = field.assign_coords(lon=LON + 1.0)
     with pytest.raises(SchemaError, match="differs from the bridges' grid"):
         bset.apply(shifted)

@@ -259,7 +259,8 @@ class BridgeSet:
             lon=xr.DataArray(self._cell_ilon, dims="cell"),
         ).transpose(..., "cell")
         other = [d for d in at_cells.dims if d != "cell"]
-        days = at_cells["time"].dt.days_in_month.broadcast_like(at_cells.isel(cell=0))
+        days = at_cells["time"].dt.days_in_month.drop_vars("time")
+        days = days.expand_dims({d: at_cells.sizes[d] for d in other if d != "time"})
         values = self.apply_cells(at_cells.values, days.transpose(*other).values)
         out = xr.DataArray(
             values,
