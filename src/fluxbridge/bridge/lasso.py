@@ -183,8 +183,6 @@ def _used_bridge(
     if columns.size == 0:
         return columns, np.empty(0), float(y.mean()) if spec.intercept else 0.0
     if spec.refit == "constrained":
-        if weight_sum is None:
-            raise ValueError("refit='constrained' needs weight_sum (the region's Σ w)")
         weights, bias = least_squares(
             x[:, columns], y, intercept=spec.intercept, weight_sum=weight_sum
         )
@@ -217,6 +215,8 @@ def _first_reaching(
     weight_sum: float | None,
 ) -> LassoBridgeFit:
     """Walk ``alphas`` (decreasing, warm-started) to the first used bridge with R² ≥ threshold."""
+    if spec.refit == "constrained" and weight_sum is None:
+        raise ValueError("refit='constrained' needs weight_sum (the region's Σ w)")
     z, target, scale = _lasso_design(x, y, spec.intercept)
     model = _lasso()
     for alpha in alphas:
