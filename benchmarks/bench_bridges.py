@@ -23,7 +23,11 @@ from fluxbridge.data.canonical import open_canonical
 
 
 def synthetic_region(n_pixels: int, months: int, seed: int) -> RegionData:
-    """Smooth seasonal pixel series whose weighted sum is the regional integral."""
+    """Smooth seasonal pixel series whose weighted sum is the regional integral per day.
+
+    ``area`` plays the per-day weights (PgC d-1 per gC m-2 d-1); their sum is the
+    region's weight sum, i.e. its land area × 1e-15.
+    """
     rng = np.random.default_rng(seed)
     t = np.arange(months)
     phase = rng.uniform(0, 2 * np.pi, n_pixels)
@@ -31,7 +35,9 @@ def synthetic_region(n_pixels: int, months: int, seed: int) -> RegionData:
     x = amp * np.sin(2 * np.pi * t[:, None] / 12 + phase) + rng.normal(0, 0.05, (months, n_pixels))
     area = rng.uniform(1e-4, 3e-4, n_pixels)
     y = x @ area
-    return RegionData("SYN", x, y, np.arange(n_pixels), area, n_pixels)
+    return RegionData(
+        "SYN", x, y, np.arange(n_pixels), area, n_pixels, area.sum() * 1e15, area.sum()
+    )
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Threshold Lasso: planted sparse relation, stopping rule, CV, bad input."""
+"""Threshold Lasso: planted sparse relation, stopping rule, constrained refit, CV, bad input."""
 
 from __future__ import annotations
 
@@ -8,7 +8,17 @@ from sklearn.linear_model import Lasso
 from sklearn.metrics import r2_score
 from sklearn.preprocessing import StandardScaler
 
-from fluxbridge.bridge.lasso import alpha_path, cv_r2_lasso, fit_threshold_lasso
+from fluxbridge.bridge.lasso import (
+    FitSpec,
+    alpha_path,
+    constrained_lstsq,
+    cv_r2_lasso,
+    fit_threshold_lasso,
+    least_squares,
+)
+
+PAPER = FitSpec(intercept=True, per_day=False, refit="none")
+DEFAULT = FitSpec()
 
 
 def planted(seed: int = 0, months: int = 60, pixels: int = 40, noise: float = 0.01):
@@ -20,7 +30,7 @@ def planted(seed: int = 0, months: int = 60, pixels: int = 40, noise: float = 0.
 
 def test_recovers_planted_sparse_relation() -> None:
     x, y = planted()
-    fit = fit_threshold_lasso(x, y, threshold=0.999, ratio=0.85, n_alphas=100)
+    fit = fit_threshold_lasso(x, y, threshold=0.999, ratio=0.85, n_alphas=100, spec=PAPER)
     assert fit.reached
     assert {3, 17, 25} <= set(fit.columns.tolist())
     pred = x[:, fit.columns] @ fit.weights + fit.bias
@@ -43,7 +53,7 @@ def independent_r2(x: np.ndarray, y: np.ndarray, alpha: float) -> float:
 def test_alpha_loop_stops_at_first_alpha_reaching_threshold(threshold: float) -> None:
     x, y = planted(seed=1, noise=0.1)
     ratio = 0.8
-    fit = fit_threshold_lasso(x, y, threshold=threshold, ratio=ratio, n_alphas=80)
+    fit = fit_threshold_lasso(x, y, threshold=threshold, ratio=ratio, n_alphas=80, spec=PAPER)
     assert fit.reached
     assert independent_r2(x, y, fit.alpha) >= threshold - 1e-6
     # the previous (larger) α on the path did not reach it
@@ -59,9 +69,12 @@ def test_threshold_unreachable_is_reported() -> None:
     rng = np.random.default_rng(4)
     x = rng.normal(size=(60, 3))
     y = rng.normal(size=60)  # unrelated to x
-    fit = fit_threshold_lasso(x, y, threshold=0.95, ratio=0.5, n_alphas=10)
-    assert not fit.reached
-    assert fit.r2_train < 0.95
+    for spec in (PAPER, DEFAULT):
+        fit = fit_threshold_lasso(
+            x, y, threshold=0.95, ratio=0.5, n_alphas=10, spec=spec, weight_sum=1.0
+        )
+        assert not fit.reached
+        assert fit.r2_train < 0.95
 
 
 def test_cv_r2_matches_manual_folds() -> None:
@@ -73,7 +86,8 @@ def test_cv_r2_matches_manual_folds() -> None:
         mu, sd = x[train].mean(0), x[train].std(0)
         model = Lasso(alpha=alpha, max_iter=100_000, tol=1e-10).fit((x[train] - mu) / sd, y[train])
         pred[test] = model.predict((x[test] - mu) / sd)
-    assert cv_r2_lasso(x, y, alpha, k) == pytest.approx(r2_score(y, pred), abs=1e-4)
+    got = cv_r2_lasso(x, y, np.array([alpha]), k, threshold=0.9, spec=PAPER)
+    assert got == pytest.approx(r2_score(y, pred), abs=1e-4)
 
 
 def test_bad_input_is_named() -> None:
@@ -81,14 +95,96 @@ def test_bad_input_is_named() -> None:
     bad = x.copy()
     bad[5, 7] = np.nan
     with pytest.raises(ValueError, match=r"pixel series \[7\].*NaN"):
-        fit_threshold_lasso(bad, y, threshold=0.9, ratio=0.8, n_alphas=5)
+        fit_threshold_lasso(bad, y, threshold=0.9, ratio=0.8, n_alphas=5, spec=PAPER)
     const = x.copy()
     const[:, 2] = 1.0
     with pytest.raises(ValueError, match=r"\[2\] are constant"):
-        fit_threshold_lasso(const, y, threshold=0.9, ratio=0.8, n_alphas=5)
+        fit_threshold_lasso(const, y, threshold=0.9, ratio=0.8, n_alphas=5, spec=PAPER)
     with pytest.raises(ValueError, match="target is constant"):
-        fit_threshold_lasso(x, np.ones_like(y), threshold=0.9, ratio=0.8, n_alphas=5)
+        fit_threshold_lasso(x, np.ones_like(y), threshold=0.9, ratio=0.8, n_alphas=5, spec=PAPER)
     with pytest.raises(ValueError, match="ratio"):
         alpha_path(1.0, 1.5, 3)
     with pytest.raises(ValueError, match="k_folds"):
-        cv_r2_lasso(x, y, 0.1, 1)
+        cv_r2_lasso(x, y, np.array([0.1]), 1, threshold=0.9, spec=PAPER)
+    with pytest.raises(ValueError, match="needs weight_sum"):
+        fit_threshold_lasso(x, y, threshold=0.9, ratio=0.8, n_alphas=5, spec=DEFAULT)
+    with pytest.raises(ValueError, match="refit must be"):
+        FitSpec(refit="ols")  # type: ignore[arg-type]
+
+
+def kkt_solution(x: np.ndarray, y: np.ndarray, total: float) -> np.ndarray:
+    """min ||y − xw||² s.t. Σw = total from the Lagrange (KKT) system, solved directly."""
+    k = x.shape[1]
+    system = np.block([[2 * x.T @ x, np.ones((k, 1))], [np.ones((1, k)), np.zeros((1, 1))]])
+    return np.linalg.solve(system, np.concatenate([2 * x.T @ y, [total]]))[:k]
+
+
+def test_constrained_lstsq_matches_kkt_and_degenerate_cases() -> None:
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(30, 4)), rng.normal(size=30)
+    w = constrained_lstsq(x, y, 2.5)
+    np.testing.assert_allclose(w, kkt_solution(x, y, 2.5), rtol=1e-10)
+    assert w.sum() == pytest.approx(2.5, rel=1e-12)
+    # one column: the constraint alone fixes the weight
+    assert constrained_lstsq(x[:, :1], y, 2.5).tolist() == [2.5]
+    # two identical columns: any split fits equally well; the minimum-norm one is even
+    twin = np.column_stack([x[:, 0], x[:, 0]])
+    np.testing.assert_allclose(constrained_lstsq(twin, 3.0 * x[:, 0], 3.0), [1.5, 1.5])
+
+
+def test_least_squares_with_intercept_matches_kkt_on_centred_data() -> None:
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(40, 3)) + 5.0
+    y = x @ np.array([0.2, 0.5, 0.3]) + 2.0 + 0.01 * rng.normal(size=40)
+    w, b = least_squares(x, y, intercept=True, weight_sum=1.0)
+    xc, yc = x - x.mean(0), y - y.mean()
+    np.testing.assert_allclose(w, kkt_solution(xc, yc, 1.0), rtol=1e-10)
+    assert b == pytest.approx(y.mean() - x.mean(0) @ w, rel=1e-12)
+    w_ols, b_ols = least_squares(x, y, intercept=True, weight_sum=None)
+    ref = np.linalg.lstsq(np.column_stack([x, np.ones(40)]), y, rcond=None)[0]
+    np.testing.assert_allclose(np.r_[w_ols, b_ols], ref, rtol=1e-9)
+
+
+def test_default_fit_has_no_intercept_unshrunk_weights_and_fixed_sum() -> None:
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(60, 40)) * rng.uniform(0.5, 3.0, size=40) + 1.0
+    true = {3: 0.3, 17: 0.2, 25: 0.5}
+    y = sum(w * x[:, c] for c, w in true.items())
+    fit = fit_threshold_lasso(
+        x, y, threshold=0.999, ratio=0.85, n_alphas=100, spec=DEFAULT, weight_sum=1.0
+    )
+    assert fit.reached and fit.bias == 0.0
+    assert fit.weights.sum() == pytest.approx(1.0, rel=1e-12)
+    got = dict(zip(fit.columns.tolist(), fit.weights, strict=True))
+    # the relation is exact and its weights sum to 1: the refit recovers them unshrunk
+    for c, w in true.items():
+        assert got[c] == pytest.approx(w, abs=1e-9)
+    assert all(abs(w) < 1e-9 for c, w in got.items() if c not in true)
+    # the reported R² is that of the used (refitted) bridge
+    assert fit.r2_train == pytest.approx(r2_score(y, x[:, fit.columns] @ fit.weights), abs=1e-12)
+    # a uniform offset of 1 passes through at exactly Σw = 1
+    shifted = (x[:, fit.columns] + 1.0) @ fit.weights - x[:, fit.columns] @ fit.weights
+    np.testing.assert_allclose(shifted, 1.0, rtol=1e-9)
+
+
+def test_cv_of_default_fit_reruns_the_threshold_walk_per_fold() -> None:
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(48, 12)) + 2.0
+    y = x[:, [1, 4, 9]] @ np.array([0.4, 0.4, 0.2]) + 0.05 * rng.normal(size=48)
+    alphas, k, threshold = 0.7 ** np.arange(12), 4, 0.97
+    pred = np.empty_like(y)
+    steps = []
+    for test in np.array_split(np.arange(len(y)), k):
+        train = np.setdiff1d(np.arange(len(y)), test)
+        rms = np.sqrt((x[train] ** 2).mean(0))
+        for alpha in alphas:
+            lasso = Lasso(alpha=alpha, fit_intercept=False, max_iter=100_000, tol=1e-12)
+            support = np.flatnonzero(lasso.fit(x[train] / rms, y[train]).coef_)
+            w = kkt_solution(x[train][:, support], y[train], 1.0)
+            if r2_score(y[train], x[train][:, support] @ w) >= threshold:
+                break
+        steps.append(int(np.flatnonzero(alphas == alpha)[0]))
+        pred[test] = x[test][:, support] @ w
+    assert max(steps) > 0  # the walk matters here: the first α is not enough
+    got = cv_r2_lasso(x, y, alphas, k, threshold=threshold, spec=DEFAULT, weight_sum=1.0)
+    assert got == pytest.approx(r2_score(y, pred), abs=1e-4)

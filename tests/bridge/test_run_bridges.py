@@ -128,16 +128,23 @@ def test_every_region_reaches_threshold_or_is_flagged(built) -> None:
     assert aaa.fallback == "none" and 0 < len(aaa.cells) <= 20
     ref = xr.open_dataset(tmp / "data" / "reference.nc", engine="h5netcdf")["nee"]
     applied = bset.apply(ref)
-    # the stored R² is the R² of the stored bridge against the by-hand regional integral
-    assert r2_score(target_by_hand(world, 0), applied.sel(region="AAA")) == pytest.approx(
-        aaa.r2_train, abs=1e-9
+    days = world["time"].days_in_month.values
+    # the stored R² is that of the stored bridge against the by-hand regional integral per day
+    assert r2_score(target_by_hand(world, 0) / days, applied.sel(region="AAA") / days) == (
+        pytest.approx(aaa.r2_train, abs=1e-9)
     )
+    # no free intercept; a uniform offset on land passes through at exactly its integral
+    assert aaa.bias == 0.0
+    land_area = world["area"] * world["land"] * world["rf"][0]  # m², minority cell included
+    assert aaa.land_area == pytest.approx(land_area.sum(), rel=1e-12)
+    offset = bset.apply(ref + 1.0).sel(region="AAA") - applied.sel(region="AAA")
+    np.testing.assert_allclose(offset, land_area.sum() * days * 1e-15, rtol=1e-9)
     assert (NAN_CELL[0], NAN_CELL[1]) not in set(zip(aaa.ilat, aaa.ilon, strict=True))
     assert (MINORITY_CELL[0], MINORITY_CELL[1]) not in set(zip(aaa.ilat, aaa.ilon, strict=True))
-    # BBB: exact-area fallback with the mean month length (both pixels usable: no rescaling)
+    # BBB: area-weighted fallback; both pixels usable and nothing else in BBB, so with
+    # per-day weights × days it is the exact integral
     assert bbb.fallback == "area_weighted_mean" and np.isnan(bbb.alpha)
-    by_hand = sum(world["nee"][:, i, 6] * world["area"][i, 6] * 365.25 / 12 * 1e-15 for i in (0, 1))
-    np.testing.assert_allclose(applied.sel(region="BBB"), by_hand, rtol=1e-12)
+    np.testing.assert_allclose(applied.sel(region="BBB"), target_by_hand(world, 1), rtol=1e-12)
     # cells index the canonical land cells (row-major)
     ilat, ilon = np.nonzero(world["land"] > 0)
     assert np.array_equal(ilat[bset.all_cells], bset._cell_ilat)
@@ -145,7 +152,7 @@ def test_every_region_reaches_threshold_or_is_flagged(built) -> None:
 
 
 def test_artefacts(built) -> None:
-    tmp, _, _, _ = built
+    tmp, _, world, _ = built
     run = tmp / "run"
     summary = pd.read_csv(run / "bridges_summary.csv")
     assert summary.columns.tolist() == [
@@ -163,7 +170,23 @@ def test_artefacts(built) -> None:
     # AAA: 5 columns x 10 rows minus the minority cell; coastal and NaN cells are pixels
     assert summary.loc[0, "n_pixels"] == 49
     assert 0.0 <= summary.loc[0, "stability"] <= 1.0
-    for name in ("inclusion_map", "r2_by_region", "pft_contributing", "pft_by_region"):
+    fidelity = pd.read_csv(run / "bridges_fidelity.csv")
+    assert fidelity["field"].unique().tolist() == [
+        "reference",
+        "reference+offset",
+        "reference+gradient",
+    ]  # no truth.nc in this dataset
+    assert fidelity["region"].unique().tolist() == ["AAA", "BBB"]
+    offset = fidelity[fidelity["field"] == "reference+offset"].set_index("region")
+    reference = fidelity[fidelity["field"] == "reference"].set_index("region")
+    # the bridges pass the +1 offset through over the whole region; the exact integral
+    # misses it on AAA's NaN cell (NaN + 1 counts as zero): 1 gC m-2 d-1 × its area × 365.25 d
+    nan_cell = world["area"][NAN_CELL] * world["land"][NAN_CELL] * world["rf"][(0, *NAN_CELL)]
+    change = offset["annual_bias_pgc_yr"] - reference["annual_bias_pgc_yr"]
+    assert change["AAA"] == pytest.approx(nan_cell * 365.25 * 1e-15, rel=1e-4)
+    assert change["BBB"] == pytest.approx(0.0, abs=1e-6)
+    names = ("inclusion_map", "r2_by_region", "pft_contributing", "pft_by_region")
+    for name in (*names, "bridges_fidelity"):
         assert (run / "figures" / f"{name}.png").stat().st_size > 1000
     resolved = yaml.safe_load((run / "bridges_config.yaml").read_text())
     assert resolved["n_runs"] == 4 and resolved["r2_threshold"] == 0.95
@@ -189,6 +212,24 @@ def test_rerun_keeps_or_refuses(built, tmp_path: Path, capsys: pytest.CaptureFix
         run_bridges(tmp / "data", tmp / "run", config_file(tmp_path / "d.yaml", n_run=3))
     with pytest.raises(ConfigError, match="r2_threshold"):
         run_bridges(tmp / "data", tmp / "run", config_file(tmp_path / "e.yaml", r2_threshold=2.0))
+
+
+def test_paper_variant_is_reachable(built) -> None:
+    tmp, _, world, _ = built
+    paper = config_file(tmp / "paper.yaml", intercept=True, per_day=False, refit="none")
+    with pytest.warns(BridgeFallbackWarning):
+        assert run_bridges(tmp / "data", tmp / "paper_run", paper) == 0
+    bset = BridgeSet.load(tmp / "paper_run" / "bridges.nc")
+    assert bset.spec.per_day is False and bset.spec.intercept and bset.spec.refit == "none"
+    aaa = bset["AAA"]
+    assert aaa.bias != 0.0 and aaa.r2_train >= 0.95
+    ref = xr.open_dataset(tmp / "data" / "reference.nc", engine="h5netcdf")["nee"]
+    applied = bset.apply(ref).sel(region="AAA")
+    # per-month basis: the stored R² is against the monthly integral itself
+    assert r2_score(target_by_hand(world, 0), applied) == pytest.approx(aaa.r2_train, abs=1e-9)
+    # BBB fallback with the mean month length (both pixels usable: no rescaling)
+    by_hand = sum(world["nee"][:, i, 6] * world["area"][i, 6] * 365.25 / 12 * 1e-15 for i in (0, 1))
+    np.testing.assert_allclose(bset.apply(ref).sel(region="BBB"), by_hand, rtol=1e-12)
 
 
 def test_robustness_runs_reproducible_by_seed(built) -> None:

@@ -43,6 +43,7 @@ def _two_region_bridges(n_cells: int) -> BridgeSet:
             0.0,
             1.0,
             1.0,
+            1e12,
         )
 
     return BridgeSet(
@@ -57,9 +58,9 @@ def test_bridge_head_by_hand():
     bridges = _two_region_bridges(3)
     monthly = torch.tensor([[1.0, 2.0, 3.0], [0.0, 1.0, -1.0]])  # (month, cell)
     out = BridgeIntegral(bridges)(monthly, torch.tensor([31.0, 28.0]))
-    # A: 0.5 c0 − c2 + 0.1 ; B: 2 c1 + c2
+    # per-day bridges × days; A: 0.5 c0 − c2 + 0.1 ; B: 2 c1 + c2
     expected = torch.tensor([[0.5 - 3 + 0.1, 0 + 1 + 0.1], [4 + 3, 2 - 1]])
-    assert torch.allclose(out, expected)
+    assert torch.allclose(out, expected * torch.tensor([31.0, 28.0]))
 
 
 def test_exact_head_by_hand():

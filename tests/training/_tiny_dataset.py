@@ -186,11 +186,13 @@ def write_tiny_bridges(data: Path, path: Path, cells_per_region: int = 4) -> Pat
     """Least-squares bridges on the reference field, as ``invoke bridges`` would write them.
 
     Each region's contributing cells are its ``cells_per_region`` cells with the most
-    region land area; weights and bias come from OLS of the exact regional integral of
-    reference.nc on the reference NEE at those cells.
+    region land area; the weights come from least squares of the exact regional integral
+    per day of reference.nc on the reference NEE at those cells, without intercept and
+    with Σ w = the region's land area × 1e-15 (the default ``FitSpec``).
     """
     from fluxbridge.bridge.bridgeset import BridgeSet, RegionBridge
-    from fluxbridge.geo.integrate import regional_integral_pgc
+    from fluxbridge.bridge.lasso import FitSpec, least_squares
+    from fluxbridge.geo.integrate import region_land_area_m2, regional_integral_pgc
     from fluxbridge.io import open_netcdf
 
     grid_ds = open_netcdf(data / "grid.nc")
@@ -202,12 +204,18 @@ def write_tiny_bridges(data: Path, path: Path, cells_per_region: int = 4) -> Pat
     ).values  # (region, time)
     share = (grid_ds["cell_area"] * grid_ds["region_fraction"]).transpose("region", ...)
     share = share.values[:, ilat, ilon]
+    land_area = region_land_area_m2(
+        grid_ds["cell_area"], grid_ds["land_fraction"], grid_ds["region_fraction"]
+    ).values
+    days = ref["time"].dt.days_in_month.values
+    spec = FitSpec()
     bridges = []
     for r, (abbr, _, _) in enumerate(REGIONS):
         cells = np.sort(np.argsort(share[r])[::-1][:cells_per_region])
         x = ref.values[:, ilat[cells], ilon[cells]]
-        design = np.column_stack([x, np.ones(len(x))])
-        coef = np.linalg.lstsq(design, target[r], rcond=None)[0]
+        weights, bias = least_squares(
+            x, target[r] / days, intercept=False, weight_sum=spec.weight_sum(land_area[r])
+        )
         bridges.append(
             RegionBridge(
                 region=abbr,
@@ -216,12 +224,13 @@ def write_tiny_bridges(data: Path, path: Path, cells_per_region: int = 4) -> Pat
                 ilon=ilon[cells].astype(np.int64),
                 lat=grid_ds["lat"].values[ilat[cells]],
                 lon=grid_ds["lon"].values[ilon[cells]],
-                weights=coef[:-1],
-                bias=float(coef[-1]),
+                weights=weights,
+                bias=bias,
                 alpha=0.0,
                 r2_train=1.0,
                 r2_cv=1.0,
+                land_area=float(land_area[r]),
             )
         )
-    bset = BridgeSet(bridges, grid_ds["lat"].values, grid_ds["lon"].values, ilat.size)
+    bset = BridgeSet(bridges, grid_ds["lat"].values, grid_ds["lon"].values, ilat.size, spec=spec)
     return bset.save(path)

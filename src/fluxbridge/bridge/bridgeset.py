@@ -1,9 +1,15 @@
 """The set of per-region bridge models: storage (``RUN/bridges.nc``) and application.
 
 A bridge maps the monthly-mean NEE (gC m-2 d-1, positive = source) at a region's
-contributing pixels to the region's monthly integral (PgC month-1):
+contributing pixels to the region's monthly integral (PgC month-1). In the
+per-day basis (default) the weights give the integral per day of the month,
 
-    NEE_region(m) = Σ_p w_p · NEE_p(m) + b          (Upton et al. Eq. 7)
+    NEE_region(m) = days(m) · (Σ_p w_p · NEE_p(m) + b)     (w in PgC d-1 per gC m-2 d-1)
+
+and in the paper's per-month basis (Upton et al. Eq. 7) the month itself,
+``Σ_p w_p · NEE_p(m) + b`` (w in PgC month-1 per gC m-2 d-1). The basis, the
+intercept and the refit rule (:class:`~fluxbridge.bridge.lasso.FitSpec`) are file
+attributes; a file without ``weights_basis`` predates per-day weights and is refused.
 
 Pixels are identified by ``cell``: the index into the canonical ``cell``
 dimension of drivers.nc (land cells, land_fraction > 0, in row-major order), with
@@ -25,12 +31,13 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from fluxbridge.bridge.lasso import FitSpec, least_squares
+from fluxbridge.data.canonical import MONTHLY_INTEGRAL_UNITS
 from fluxbridge.errors import SchemaError
 from fluxbridge.geo.grid import Grid
 from fluxbridge.io import open_netcdf, write_netcdf
 
-WEIGHT_UNITS = "PgC month-1 (gC m-2 d-1)-1"
-INTEGRAL_UNITS = "PgC month-1"
+BASES = {"per_day": True, "per_month": False}
 
 #: How a bridge was made: the threshold Lasso, the exact-area fallback, or an OLS refit.
 FALLBACKS = ("none", "area_weighted_mean", "refit_ols")
@@ -46,11 +53,12 @@ class RegionBridge:
     ilon: np.ndarray  # int64 column of each cell on the dataset grid
     lat: np.ndarray  # degrees_north, cell centre
     lon: np.ndarray  # degrees_east, cell centre
-    weights: np.ndarray  # float64, PgC month-1 per gC m-2 d-1
-    bias: float  # PgC month-1
-    alpha: float  # Lasso α (scikit-learn convention, z-scored pixels); NaN for fallbacks
+    weights: np.ndarray  # float64, PgC d-1 (per-day basis) or PgC month-1 per gC m-2 d-1
+    bias: float  # PgC d-1 or PgC month-1, as the weights
+    alpha: float  # Lasso α (scikit-learn convention, unit-scale pixels); NaN for fallbacks
     r2_train: float
     r2_cv: float
+    land_area: float  # m², Σ cell_area × land_fraction × region_fraction of the region
     fallback: str = "none"
 
     def __post_init__(self) -> None:
@@ -63,6 +71,10 @@ class RegionBridge:
                 )
         if len(np.unique(self.cells)) != n:
             raise ValueError(f"region {self.region}: duplicate cells")
+        if not self.land_area > 0:
+            raise ValueError(
+                f"region {self.region}: land_area must be > 0 m², got {self.land_area}"
+            )
         if self.fallback not in FALLBACKS:
             raise ValueError(f"region {self.region}: fallback {self.fallback!r} not in {FALLBACKS}")
 
@@ -78,6 +90,8 @@ class BridgeSet:
     inclusion_frequency : (lat, lon) fraction of robustness runs in which each pixel
         was contributing (NaN where never a candidate), or None.
     attrs : provenance written to the file (seed, threshold, inputs hash, ...).
+    spec : basis, intercept and refit rule the bridges were fitted with (also used by
+        :meth:`refit_region`); default ``FitSpec()``.
     """
 
     def __init__(
@@ -88,8 +102,10 @@ class BridgeSet:
         n_cells: int,
         inclusion_frequency: np.ndarray | None = None,
         attrs: dict[str, Any] | None = None,
+        spec: FitSpec | None = None,
     ) -> None:
         self.bridges = list(bridges)
+        self.spec = spec or FitSpec()
         self.lat = np.asarray(lat, dtype=np.float64)
         self.lon = np.asarray(lon, dtype=np.float64)
         self.n_cells = int(n_cells)
@@ -172,16 +188,17 @@ class BridgeSet:
 
     @property
     def weight_matrix(self) -> np.ndarray:
-        """Dense (n_regions, len(all_cells)) weights, PgC month-1 per gC m-2 d-1."""
+        """Dense (n_regions, len(all_cells)) weights in ``spec.weight_units``."""
         return self._matrix
 
     # -- application ------------------------------------------------------------------------
 
-    def apply_cells(self, nee_cells: Any) -> Any:
+    def apply_cells(self, nee_cells: Any, days_in_month: Any) -> Any:
         """Regional integrals (..., n_regions) in PgC month-1 from NEE at ``all_cells``.
 
         ``nee_cells``: torch.Tensor or array (..., len(all_cells)) of monthly-mean NEE in
-        gC m-2 d-1. A tensor gives a tensor on its device and dtype, differentiable with
+        gC m-2 d-1; ``days_in_month``: (...) days of each month (ignored in the per-month
+        basis). A tensor gives a tensor on its device and dtype, differentiable with
         respect to ``nee_cells`` (the weights are constants).
         """
         n = self._all_cells.size
@@ -190,10 +207,24 @@ class BridgeSet:
             raise ValueError(
                 f"nee_cells must have last dimension {n} (len(all_cells)), got {shape}"
             )
+        if tuple(days_in_month.shape) != shape[:-1]:
+            raise ValueError(
+                f"days_in_month must have shape {shape[:-1]} (nee_cells without its last "
+                f"dimension), got {tuple(days_in_month.shape)}"
+            )
         if type(nee_cells).__module__.startswith("torch"):
             weight, bias = self._torch_weights(nee_cells.device, nee_cells.dtype)
-            return nee_cells @ weight.T + bias
-        return np.asarray(nee_cells, dtype=np.float64) @ self._matrix.T + self._bias
+            rate = nee_cells @ weight.T + bias
+            if not self.spec.per_day:
+                return rate
+            import torch
+
+            days = torch.as_tensor(days_in_month, dtype=nee_cells.dtype, device=nee_cells.device)
+            return rate * days.unsqueeze(-1)
+        rate = np.asarray(nee_cells, dtype=np.float64) @ self._matrix.T + self._bias
+        if not self.spec.per_day:
+            return rate
+        return rate * _as_numpy(days_in_month)[..., None]
 
     def _torch_weights(self, device: Any, dtype: Any) -> tuple[Any, Any]:
         key = (device, dtype)
@@ -207,12 +238,15 @@ class BridgeSet:
         return self._torch_cache[key]
 
     def apply(self, nee: xr.DataArray) -> xr.DataArray:
-        """Apply every bridge to a gridded NEE field (..., lat, lon) in gC m-2 d-1.
+        """Apply every bridge to a gridded monthly NEE field (..., time, lat, lon) in gC m-2 d-1.
 
-        Returns (region, ...) in PgC month-1; NaN at a contributing pixel gives NaN.
+        Month lengths come from the ``time`` coordinate. Returns (region, ...) in
+        PgC month-1; NaN at a contributing pixel gives NaN.
         """
-        if "lat" not in nee.dims or "lon" not in nee.dims:
-            raise ValueError(f"nee must have lat and lon dimensions, got {nee.dims}")
+        if not {"time", "lat", "lon"} <= set(nee.dims) or "time" not in nee.coords:
+            raise ValueError(
+                f"nee must have time (a coordinate), lat and lon dimensions, got {nee.dims}"
+            )
         if not Grid.from_dataset(nee, nee.name or "nee").same_as(self.grid):
             raise SchemaError(
                 nee.name or "<field>",
@@ -224,45 +258,62 @@ class BridgeSet:
             lat=xr.DataArray(self._cell_ilat, dims="cell"),
             lon=xr.DataArray(self._cell_ilon, dims="cell"),
         ).transpose(..., "cell")
-        values = self.apply_cells(at_cells.values)
         other = [d for d in at_cells.dims if d != "cell"]
+        days = at_cells["time"].dt.days_in_month.drop_vars("time")
+        days = days.expand_dims({d: at_cells.sizes[d] for d in other if d != "time"})
+        values = self.apply_cells(at_cells.values, days.transpose(*other).values)
         out = xr.DataArray(
             values,
             dims=(*other, "region"),
             coords={**{d: at_cells[d] for d in other if d in at_cells.coords}},
         )
         out = out.assign_coords(region=self.regions).transpose("region", ...)
-        out.attrs = {"units": INTEGRAL_UNITS, "long_name": "regional NEE integral from bridges"}
+        out.attrs = {
+            "units": MONTHLY_INTEGRAL_UNITS,
+            "long_name": "regional NEE integral from bridges",
+        }
         return out.rename("nee_region")
 
     # -- refit (decoupling callback) -------------------------------------------------------
 
-    def refit_region(self, region: str | int, nee_cells_monthly: Any, target: Any) -> RegionBridge:
-        """Refit one region's weights and bias by least squares on its contributing pixels.
+    def refit_region(
+        self, region: str | int, nee_cells_monthly: Any, target: Any, days_in_month: Any
+    ) -> RegionBridge:
+        """Refit one region's bridge by unshrunk least squares on its contributing pixels.
 
         ``nee_cells_monthly``: (months, len(all_cells)) monthly-mean NEE (gC m-2 d-1) of the
         current model at ``all_cells``; ``target``: (months,) regional integrals (PgC
-        month-1) of the same model. The contributing pixels stay; the region's bridge
-        is replaced in place (``fallback="refit_ols"``, α = 0, r2_cv NaN) and returned.
+        month-1) of the same model; ``days_in_month``: (months,). The fit follows
+        ``spec``: per-day target (integral / days) or per-month, free intercept or none,
+        Σ w = the region's weight sum (``refit="constrained"``) or ordinary least squares.
+        The contributing pixels stay; the region's bridge is replaced in place
+        (``fallback="refit_ols"``, α = 0, r2_cv NaN, R² in the target basis) and returned.
         """
         r = self._region_index(region)
         x_all = _as_numpy(nee_cells_monthly)
         y = _as_numpy(target)
+        days = _as_numpy(days_in_month)
         n = self._all_cells.size
-        if x_all.ndim != 2 or x_all.shape[1] != n or y.shape != (x_all.shape[0],):
+        months = (x_all.shape[0],) if x_all.ndim else ()
+        if x_all.ndim != 2 or x_all.shape[1] != n or y.shape != months or days.shape != months:
             raise ValueError(
-                f"expected nee_cells_monthly (months, {n}) and target (months,), got "
-                f"{x_all.shape} and {y.shape}"
+                f"expected nee_cells_monthly (months, {n}), target and days_in_month (months,), "
+                f"got {x_all.shape}, {y.shape} and {days.shape}"
             )
         old = self.bridges[r]
         x = x_all[:, np.searchsorted(self._all_cells, old.cells)]
         if not (np.isfinite(x).all() and np.isfinite(y).all()):
             raise ValueError(f"region {old.region}: refit inputs contain NaN or inf")
-        mu, ym = x.mean(axis=0), y.mean()
-        weights = np.linalg.lstsq(x - mu, y - ym, rcond=None)[0]
-        bias = float(ym - weights @ mu)
+        if self.spec.per_day:
+            y = y / days
+        weight_sum = None
+        if self.spec.refit == "constrained":
+            if not np.isfinite(old.land_area):
+                raise ValueError(f"region {old.region}: land_area is unknown; cannot constrain")
+            weight_sum = self.spec.weight_sum(old.land_area)
+        weights, bias = least_squares(x, y, intercept=self.spec.intercept, weight_sum=weight_sum)
         resid = y - (x @ weights + bias)
-        ss_tot = float(((y - ym) ** 2).sum())
+        ss_tot = float(((y - y.mean()) ** 2).sum())
         new = dataclasses.replace(
             old,
             weights=weights,
@@ -294,13 +345,22 @@ class BridgeSet:
 
         data_vars: dict[str, Any] = {
             "region_abbr": ("region", np.array(self.regions, dtype=object)),
-            "bias": ("region", scalar("bias"), {"units": INTEGRAL_UNITS, "long_name": "bias"}),
+            "bias": (
+                "region",
+                scalar("bias"),
+                {"units": self.spec.target_units, "long_name": "bias"},
+            ),
+            "land_area": (
+                "region",
+                scalar("land_area"),
+                {"units": "m2", "long_name": "land area of the region (sets the weight sum)"},
+            ),
             "alpha": (
                 "region",
                 scalar("alpha"),
                 {
-                    "units": INTEGRAL_UNITS,
-                    "long_name": "Lasso alpha (scikit-learn convention, z-scored pixel series)",
+                    "units": self.spec.target_units,
+                    "long_name": "Lasso alpha (scikit-learn convention, unit-scale pixel series)",
                 },
             ),
             "r2_train": (
@@ -336,7 +396,7 @@ class BridgeSet:
                 "contrib",
                 per["weights"].astype(np.float64),
                 {
-                    "units": WEIGHT_UNITS,
+                    "units": self.spec.weight_units,
                     "long_name": "bridge weight of the pixel's monthly-mean NEE",
                 },
             ),
@@ -358,6 +418,9 @@ class BridgeSet:
             "title": "fluxbridge regional bridge models",
             "n_cells": self.n_cells,
             **self.attrs,
+            "weights_basis": "per_day" if self.spec.per_day else "per_month",
+            "fit_intercept": int(self.spec.intercept),
+            "refit": self.spec.refit,
         }
         return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
@@ -376,6 +439,7 @@ class BridgeSet:
         required = (
             "region_abbr",
             "bias",
+            "land_area",
             "alpha",
             "r2_train",
             "r2_cv",
@@ -393,6 +457,7 @@ class BridgeSet:
                 raise SchemaError(path, name, "missing; not a bridges.nc written by fluxbridge")
         if "n_cells" not in ds.attrs:
             raise SchemaError(path, "n_cells", "missing global attribute")
+        spec = _read_spec(path, ds.attrs)
         owner = ds["contrib_region"].values
         bridges = []
         for r, abbr in enumerate(ds["region_abbr"].values):
@@ -410,18 +475,54 @@ class BridgeSet:
                     alpha=float(ds["alpha"].values[r]),
                     r2_train=float(ds["r2_train"].values[r]),
                     r2_cv=float(ds["r2_cv"].values[r]),
+                    land_area=float(ds["land_area"].values[r]),
                     fallback=str(ds["fallback"].values[r]),
                 )
             )
         freq = ds["inclusion_frequency"].values if "inclusion_frequency" in ds else None
-        skip = {"n_cells", "Conventions", "history", "title"}
+        skip = {"n_cells", "Conventions", "history", "title", *SPEC_ATTRS}
         attrs = {k: v for k, v in ds.attrs.items() if k not in skip}
         try:
             return cls(
-                bridges, ds["lat"].values, ds["lon"].values, int(ds.attrs["n_cells"]), freq, attrs
+                bridges,
+                ds["lat"].values,
+                ds["lon"].values,
+                int(ds.attrs["n_cells"]),
+                freq,
+                attrs,
+                spec,
             )
         except ValueError as exc:
             raise SchemaError(path, None, f"inconsistent bridge file ({exc})") from exc
+
+
+SPEC_ATTRS = ("weights_basis", "fit_intercept", "refit")
+
+
+def _read_spec(path: Path, attrs: dict[str, Any]) -> FitSpec:
+    """The FitSpec of a bridges.nc from its attributes (one-line SchemaError if absent)."""
+    basis = attrs.get("weights_basis")
+    if basis is None:
+        raise SchemaError(
+            path,
+            "weights_basis",
+            "missing global attribute: the file predates per-day bridge weights; "
+            "rebuild it with `invoke bridges`",
+        )
+    if basis not in BASES:
+        raise SchemaError(path, "weights_basis", f"{basis!r} is not one of {sorted(BASES)}")
+    refit = str(attrs.get("refit", ""))
+    if refit not in ("constrained", "none") or "fit_intercept" not in attrs:
+        raise SchemaError(
+            path,
+            "refit",
+            f"need attributes refit (constrained|none) and fit_intercept, got {refit!r}",
+        )
+    return FitSpec(
+        intercept=bool(int(attrs["fit_intercept"])),
+        per_day=BASES[basis],
+        refit=refit,  # type: ignore[arg-type]
+    )
 
 
 def _as_numpy(values: Any) -> np.ndarray:

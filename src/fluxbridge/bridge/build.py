@@ -3,18 +3,24 @@
 Per region (Upton et al. §3.3.1; choices in docs/bridges.md):
 
 1. target: the region's monthly integral of the reference NEE (PgC month-1),
-   Σ nee × cell_area × land_fraction × region_fraction × days × 1e-15 over all cells;
+   Σ nee × cell_area × land_fraction × region_fraction × days × 1e-15 over all cells,
+   divided by the days of the month in the per-day basis (PgC d-1, default);
 2. candidates: land cells whose region_fraction exceeds ``majority_threshold``
    (cells with NaN or constant reference series cannot be candidates);
 3. DTW distances between the candidates' monthly series → spectral clusters;
 4. ``n_runs`` seeded runs: stratified random sample of candidates → threshold Lasso
-   → k-fold CV R²; the bridge is the run with the best CV R² among those reaching
-   the threshold; inclusion frequencies and a stability score summarise all runs;
+   (support) → unshrunk refit with Σ w fixed by the region's land area → k-fold CV
+   R²; the bridge is the run with the best CV R² among those reaching the threshold;
+   inclusion frequencies and a stability score summarise all runs;
 5. fallback (with a :class:`BridgeFallbackWarning`) where no run reaches the
    threshold or the regression is ill-posed: the area-weighted sum of the usable
    candidates, scaled to the region's land area (``fallback="area_weighted_mean"``).
 
-Outputs in RUN: bridges.nc, bridges_summary.csv, bridges_config.yaml, figures/.
+``intercept``, ``per_day`` and ``refit`` in :class:`BridgeConfig` restore the paper's
+variant (true, false, none).
+
+Outputs in RUN: bridges.nc, bridges_summary.csv, bridges_config.yaml,
+bridges_fidelity.csv (:mod:`fluxbridge.bridge.fidelity`), figures/.
 An existing bridges.nc is kept when its ``inputs_sha256`` (grid.nc, reference.nc,
 result-relevant config) matches; otherwise the ``overwrite`` policy decides.
 """
@@ -37,15 +43,14 @@ from joblib import Parallel, delayed
 from fluxbridge.bridge.bridgeset import BridgeSet, RegionBridge
 from fluxbridge.bridge.cluster import spectral_clusters, stratified_sample
 from fluxbridge.bridge.dtw import dtw_distance_matrix
-from fluxbridge.bridge.figures import write_figures
-from fluxbridge.bridge.lasso import cv_r2_lasso, fit_threshold_lasso, r2_fixed
+from fluxbridge.bridge.fidelity import write_fidelity
+from fluxbridge.bridge.figures import fidelity_figure, write_figures
+from fluxbridge.bridge.lasso import FitSpec, cv_r2_lasso, fit_threshold_lasso, r2_fixed
 from fluxbridge.config import from_mapping, load_yaml, to_mapping
 from fluxbridge.data.canonical import open_canonical
 from fluxbridge.errors import FluxbridgeError
+from fluxbridge.geo.integrate import regional_integral_pgc
 from fluxbridge.io import atomic_path, open_netcdf
-
-PG_PER_G = 1e-15
-MEAN_DAYS_PER_MONTH = 365.25 / 12.0
 
 
 class BridgeFallbackWarning(UserWarning):
@@ -71,6 +76,9 @@ class BridgeConfig:
     max_candidates: int = 100
     majority_threshold: float = 0.5
     min_pixels: int = 3
+    intercept: bool = False
+    per_day: bool = True
+    refit: Literal["constrained", "none"] = "constrained"
     figures: bool = True
     overwrite: Literal["never", "if_inputs_changed", "always"] = "if_inputs_changed"
 
@@ -95,6 +103,10 @@ class BridgeConfig:
         if bad:
             raise ValueError(f"out of range: {', '.join(f'{k}={getattr(self, k)!r}' for k in bad)}")
 
+    @property
+    def spec(self) -> FitSpec:
+        return FitSpec(intercept=self.intercept, per_day=self.per_day, refit=self.refit)
+
 
 @dataclass(frozen=True)
 class RegionData:
@@ -102,10 +114,12 @@ class RegionData:
 
     abbr: str
     x: np.ndarray  # (months, pixels) reference NEE, gC m-2 d-1
-    y: np.ndarray  # (months,) regional integral, PgC month-1
+    y: np.ndarray  # (months,) regional integral in the target basis, PgC d-1 or PgC month-1
     cells: np.ndarray  # canonical cell index of each pixel
-    area_weights: np.ndarray  # PgC month-1 per gC m-2 d-1, scaled to the region's land area
+    area_weights: np.ndarray  # weight units (PgC d-1 or month-1 per gC m-2 d-1); Σ = weight_sum
     n_pixels: int  # candidate cells before dropping NaN/constant series
+    land_area: float  # m², the region's land area (all its cells)
+    weight_sum: float  # Σ w of a bridge that passes a uniform offset through exactly
 
 
 @dataclass(frozen=True)
@@ -144,17 +158,6 @@ def inputs_hash(data: Path, cfg: BridgeConfig) -> str:
     return h.hexdigest()
 
 
-def regional_targets(
-    nee: np.ndarray, area: np.ndarray, region_fraction: np.ndarray, days: np.ndarray
-) -> np.ndarray:
-    """Monthly integrals (region, time) in PgC month-1 of monthly-mean NEE (time, lat, lon).
-
-    ``area`` is cell_area × land_fraction (m²); NaN NEE counts as zero.
-    """
-    flux = np.nan_to_num(nee) * area  # gC d-1 per cell
-    return np.einsum("tij,rij->rt", flux, region_fraction) * days[None, :] * PG_PER_G
-
-
 def region_inputs(cds_root: Path, cfg: BridgeConfig) -> tuple[list[RegionData], dict]:
     """Targets and candidate pixel series for every region, plus grid context."""
     cds = open_canonical(cds_root, validate=False)
@@ -171,7 +174,13 @@ def region_inputs(cds_root: Path, cfg: BridgeConfig) -> tuple[list[RegionData], 
             f"{cds.path('reference')}: {nee.shape[0]} months, need at least "
             f"max(k_folds={cfg.k_folds}, 3)"
         )
-    targets = regional_targets(nee, area, rf, days)
+    spec = cfg.spec
+    # NaN reference values on land count as zero (warned about below)
+    targets = regional_integral_pgc(
+        ref["nee"], grid["cell_area"], grid["land_fraction"], grid["region_fraction"], skipna=True
+    ).values
+    if spec.per_day:
+        targets = targets / days
     cell_of = np.full(land.shape, -1, dtype=np.int64)
     cell_of[land] = np.arange(int(land.sum()))  # row-major order, as drivers.nc
     finite = np.isfinite(nee).all(axis=0)
@@ -198,16 +207,18 @@ def region_inputs(cds_root: Path, cfg: BridgeConfig) -> tuple[list[RegionData], 
         usable = cand & finite & varies
         iy, ix = np.nonzero(usable)
         region_area = float((area * rf[r]).sum())
+        weight_sum = spec.weight_sum(region_area)
         w = area[iy, ix] * rf[r, iy, ix]
-        scale = region_area / w.sum() if w.size else 0.0
         regions.append(
             RegionData(
                 abbr=abbr,
                 x=nee[:, iy, ix],
                 y=targets[r],
                 cells=cell_of[iy, ix],
-                area_weights=w * scale * MEAN_DAYS_PER_MONTH * PG_PER_G,
+                area_weights=w * (weight_sum / w.sum()) if w.size else w,
                 n_pixels=int(cand.sum()),
+                land_area=region_area,
+                weight_sum=weight_sum,
             )
         )
     context = {
@@ -229,8 +240,7 @@ def region_inputs(cds_root: Path, cfg: BridgeConfig) -> tuple[list[RegionData], 
 
 
 def _one_run(
-    x: np.ndarray,
-    y: np.ndarray,
+    reg: RegionData,
     pool: np.ndarray,
     labels: np.ndarray,
     n_samples: int,
@@ -239,8 +249,15 @@ def _one_run(
 ) -> RunResult:
     rng = np.random.default_rng(seed)
     cand = pool[stratified_sample(labels, n_samples, rng)]
+    x = reg.x[:, cand]
     fit = fit_threshold_lasso(
-        x[:, cand], y, threshold=cfg.r2_threshold, ratio=cfg.alpha_ratio, n_alphas=cfg.n_alphas
+        x,
+        reg.y,
+        threshold=cfg.r2_threshold,
+        ratio=cfg.alpha_ratio,
+        n_alphas=cfg.n_alphas,
+        spec=cfg.spec,
+        weight_sum=reg.weight_sum,
     )
     return RunResult(
         columns=cand[fit.columns],
@@ -248,7 +265,15 @@ def _one_run(
         bias=fit.bias,
         alpha=fit.alpha,
         r2_train=fit.r2_train,
-        r2_cv=cv_r2_lasso(x[:, cand], y, fit.alpha, cfg.k_folds),
+        r2_cv=cv_r2_lasso(
+            x,
+            reg.y,
+            fit.alpha * cfg.alpha_ratio ** np.arange(cfg.n_alphas),
+            cfg.k_folds,
+            threshold=cfg.r2_threshold,
+            spec=cfg.spec,
+            weight_sum=reg.weight_sum,
+        ),
         reached=fit.reached,
     )
 
@@ -304,7 +329,7 @@ def build_region(reg: RegionData, cfg: BridgeConfig, region_index: int) -> Regio
             ),
         )
         runs = Parallel(n_jobs=min(cfg.n_jobs, cfg.n_runs))(
-            delayed(_one_run)(reg.x, reg.y, pool, labels, n_samples, cfg, s) for s in run_seeds
+            delayed(_one_run)(reg, pool, labels, n_samples, cfg, s) for s in run_seeds
         )
         good = [k for k, run in enumerate(runs) if run.reached]
         if good:
@@ -379,6 +404,7 @@ def run_bridges(data: Path, run: Path, config: Path | None) -> int:
                 alpha=chosen.alpha,
                 r2_train=chosen.r2_train,
                 r2_cv=chosen.r2_cv,
+                land_area=reg.land_area,
                 fallback=flag,
             )
         )
@@ -394,7 +420,7 @@ def run_bridges(data: Path, run: Path, config: Path | None) -> int:
         "n_runs": cfg.n_runs,
         "source_dataset": str(data),
     }
-    bset = BridgeSet(bridges, ctx["lat"], ctx["lon"], ctx["n_cells"], freq, attrs)
+    bset = BridgeSet(bridges, ctx["lat"], ctx["lon"], ctx["n_cells"], freq, attrs, cfg.spec)
     summary = pd.DataFrame(rows)
     if cfg.figures:
         write_figures(
@@ -410,8 +436,12 @@ def run_bridges(data: Path, run: Path, config: Path | None) -> int:
         summary.to_csv(tmp, index=False, float_format="%.6g")
     with atomic_path(run / "bridges_config.yaml", overwrite=True) as tmp:
         tmp.write_text(yaml.safe_dump(to_mapping(cfg), sort_keys=False))
-    bset.save(out, overwrite=True)  # last: its presence marks a complete build
+    bset.save(out, overwrite=True)  # its presence marks a complete build
+    fidelity = pd.read_csv(write_fidelity(run, data))
+    if cfg.figures:
+        fidelity_figure(fidelity, run / "figures" / "bridges_fidelity.png")
     print(summary.to_string(index=False))
+    print(fidelity.to_string(index=False, float_format="%.3f"))
     return 0
 
 

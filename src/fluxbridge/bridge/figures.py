@@ -6,7 +6,9 @@
   fallback regions hatched;
 * ``pft_contributing.png`` (B3): share of each majority PFT among all contributing
   pixels, with the global share of land pixels as black outlines;
-* ``pft_by_region.png`` (B4): majority-PFT composition of each region's contributing pixels.
+* ``pft_by_region.png`` (B4): majority-PFT composition of each region's contributing pixels;
+* ``bridges_fidelity.png``: per region the annual bias (bridge − exact, PgC yr-1) of each
+  field of the fidelity table (:mod:`fluxbridge.bridge.fidelity`).
 """
 
 from __future__ import annotations
@@ -137,3 +139,33 @@ def write_figures(
             "pft_by_region.png",
         )
     ]
+
+
+def fidelity_figure(table: pd.DataFrame, path: Path) -> Path:
+    """Grouped bars: annual bias (PgC yr-1) per region, one bar per field of ``table``."""
+    bias = table.pivot(index="region", columns="field", values="annual_bias_pgc_yr")
+    bias = bias.loc[list(dict.fromkeys(table["region"])), list(dict.fromkeys(table["field"]))]
+    n_regions, n_fields = bias.shape
+    fig, ax = plt.subplots(figsize=(max(7.0, 0.6 * n_regions), 4.5))
+    width = 0.8 / max(n_fields, 1)
+    pos = np.arange(n_regions)
+    cmap = plt.get_cmap("tab10")
+    for k, field in enumerate(bias.columns):
+        ax.bar(
+            pos + (k - (n_fields - 1) / 2) * width,
+            bias[field],
+            width,
+            label=field,
+            color=cmap(k % 10),
+        )
+    ax.axhline(0.0, color="k", linewidth=0.8)
+    ax.set_xticks(pos, bias.index, rotation=90)
+    ax.set(
+        ylabel="annual bias, bridge − exact (PgC yr⁻¹)",
+        title="Bridge fidelity: annual bias per region and field",
+    )
+    ax.grid(axis="y", linewidth=0.3)
+    ax.legend(fontsize="small", ncol=min(n_fields, 3))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _save(fig, path)
+    return path

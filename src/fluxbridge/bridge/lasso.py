@@ -1,39 +1,87 @@
-"""Sparse linear bridge: regional integral ≈ Σ_p w_p NEE_p + b (Upton et al. Eq. 1–3).
+"""Sparse linear bridge of one region (Upton et al. Eq. 1–3 and 7) and how it is fitted.
 
-Units: pixel NEE in gC m-2 d-1 (monthly means, positive = source), the target
-in PgC month-1, so weights are PgC month-1 per gC m-2 d-1 and the bias is in
-PgC month-1.
+A bridge maps monthly-mean pixel NEE x (gC m-2 d-1, positive = source) to the
+region's integral. With ``FitSpec.per_day`` (default) the regression target is the
+integral per day of the month, y = I / days (PgC d-1), and the bridge of a month is
+``days × (Σ_p w_p x_p + b)``; the paper's basis (``per_day=False``) regresses the
+monthly integral I (PgC month-1) directly. Weights are in target units per
+gC m-2 d-1, the bias b in target units (0 without an intercept).
 
-The Lasso is fitted on z-scored pixel series and the centred target (so α does not
-depend on the pixels' units or variance); α is scikit-learn's (objective
-``1/(2T) ||y − Zw||² + α ||w||₁``, i.e. Eq. 1's α divided by 2T), in PgC month-1.
-α starts at α_max (the smallest α giving all-zero weights) and decreases
-geometrically until the training R² reaches the threshold; the weights are then
-mapped back to raw units. k-fold cross-validation (contiguous blocks of months, no
-shuffling, since months are autocorrelated) refits the same pipeline at the chosen
-α and scores the pooled out-of-fold predictions.
+Fit: a Lasso on unit-scale pixel series (columns divided by their RMS, or centred
+and divided by their standard deviation when there is an intercept, so α does not
+depend on the pixels' units) with α decreasing geometrically from α_max (the
+smallest α giving all-zero weights) selects the support. With ``refit="constrained"``
+the support's weights are then refitted without shrinkage by least squares subject
+to Σ_p w_p = ``weight_sum`` (the region's land area × 1e-15 [× the mean month length
+in the per-month basis]), so a uniform offset over the region passes through at its
+integral. The first α whose *used* bridge (the refit, or the Lasso itself with
+``refit="none"``) reaches the R² threshold is kept. α is scikit-learn's (objective
+``1/(2T) ||y − Zw||² + α ||w||₁``, i.e. Eq. 1's α divided by 2T), in target units.
+k-fold cross-validation (contiguous blocks of months, no shuffling, since months
+are autocorrelated) reruns the same pipeline on each training part — from the
+chosen α down the path to the first bridge reaching the threshold on that part —
+and scores the pooled out-of-fold predictions. R² is that of y (the target basis).
 """
 
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Lasso
 from sklearn.metrics import r2_score
-from sklearn.model_selection import KFold, cross_val_predict
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+
+from fluxbridge.geo.integrate import GRAMS_PER_PETAGRAM
+
+MEAN_DAYS_PER_MONTH = 365.25 / 12.0
+#: singular values below this fraction of the largest are dropped in the unshrunk refit,
+#: so near-collinear neighbours do not get huge weights of opposite sign
+RCOND = 1e-8
+
+
+@dataclass(frozen=True)
+class FitSpec:
+    """How bridges are fitted; the defaults depart from the paper (docs/bridges.md).
+
+    Paper variant: ``FitSpec(intercept=True, per_day=False, refit="none")``.
+    """
+
+    intercept: bool = False
+    per_day: bool = True
+    refit: Literal["constrained", "none"] = "constrained"
+
+    def __post_init__(self) -> None:
+        if self.refit not in ("constrained", "none"):
+            raise ValueError(f"refit must be 'constrained' or 'none', got {self.refit!r}")
+
+    def weight_sum(self, land_area_m2: float) -> float:
+        """Σ w that passes a uniform offset of 1 gC m-2 d-1 through at its exact integral.
+
+        Per-day basis: A·1e-15 (PgC d-1 per gC m-2 d-1); per-month basis: A·1e-15 × the
+        mean month length (exact only for a month of 365.25/12 days).
+        """
+        days = 1.0 if self.per_day else MEAN_DAYS_PER_MONTH
+        return land_area_m2 / GRAMS_PER_PETAGRAM * days
+
+    @property
+    def weight_units(self) -> str:
+        return f"{self.target_units} (gC m-2 d-1)-1"
+
+    @property
+    def target_units(self) -> str:
+        return "PgC d-1" if self.per_day else "PgC month-1"
 
 
 @dataclass(frozen=True)
 class LassoBridgeFit:
     """Result of the threshold Lasso on one set of candidate pixels.
 
-    ``columns`` index the candidate matrix (non-zero weights only); ``reached`` is
-    False when the smallest α on the path still misses the threshold.
+    ``columns`` index the candidate matrix (the support); ``weights`` and ``bias`` are
+    those of the bridge that is used (the refit unless ``refit="none"``); ``reached``
+    is False when the smallest α on the path still misses the threshold.
     """
 
     columns: np.ndarray
@@ -73,52 +121,160 @@ def alpha_path(alpha_max: float, ratio: float, n_alphas: int) -> np.ndarray:
     return alpha_max * ratio ** np.arange(1, n_alphas + 1)
 
 
-def fit_threshold_lasso(
-    x: np.ndarray, y: np.ndarray, *, threshold: float, ratio: float, n_alphas: int
-) -> LassoBridgeFit:
-    """Decrease α until the training R² ≥ ``threshold``; return the first such fit.
+def constrained_lstsq(x: np.ndarray, y: np.ndarray, total: float) -> np.ndarray:
+    """argmin_w ||y − x w||² subject to Σ w = ``total``; minimum-norm if x is rank-deficient.
 
-    If no α on the path reaches the threshold the last (smallest-α) fit is
+    Solved in the null space of the constraint: w = total/k·1 + N v with N an
+    orthonormal basis of {v : Σ v = 0}, v by least squares. One column: w = total.
+    """
+    k = x.shape[1]
+    if k == 0:
+        raise ValueError("no column to carry the weight-sum constraint")
+    w0 = np.full(k, total / k)
+    if k == 1:
+        return w0
+    q = np.linalg.qr(np.ones((k, 1)), mode="complete")[0]
+    null = q[:, 1:]
+    v = np.linalg.lstsq(x @ null, y - x @ w0, rcond=RCOND)[0]
+    return w0 + null @ v
+
+
+def least_squares(
+    x: np.ndarray, y: np.ndarray, *, intercept: bool, weight_sum: float | None
+) -> tuple[np.ndarray, float]:
+    """Unshrunk (weights, bias) of y ≈ x w + b on the given columns.
+
+    ``weight_sum`` None: ordinary least squares; else Σ w = weight_sum. Without
+    ``intercept`` b = 0. Minimum-norm where the columns are collinear.
+    """
+    if intercept:
+        mu, ym = x.mean(axis=0), float(y.mean())
+        xc, yc = x - mu, y - ym
+    else:
+        mu, ym = np.zeros(x.shape[1]), 0.0
+        xc, yc = x, y
+    if weight_sum is None:
+        weights = np.linalg.lstsq(xc, yc, rcond=RCOND)[0]
+    else:
+        weights = constrained_lstsq(xc, yc, weight_sum)
+    return weights, ym - float(mu @ weights)
+
+
+def _lasso_design(
+    x: np.ndarray, y: np.ndarray, intercept: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(z, target, scale): unit-RMS pixel columns; with an intercept both sides are centred."""
+    if intercept:
+        x, y = x - x.mean(axis=0), y - y.mean()
+    scale = np.sqrt((x**2).mean(axis=0))
+    return x / scale, y, scale
+
+
+def _used_bridge(
+    coef: np.ndarray,
+    scale: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    spec: FitSpec,
+    weight_sum: float | None,
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """(columns, weights, bias) of the bridge built on the Lasso's support ``coef != 0``."""
+    columns = np.flatnonzero(coef)
+    if columns.size == 0:
+        return columns, np.empty(0), float(y.mean()) if spec.intercept else 0.0
+    if spec.refit == "constrained":
+        weights, bias = least_squares(
+            x[:, columns], y, intercept=spec.intercept, weight_sum=weight_sum
+        )
+        return columns, weights, bias
+    weights = coef[columns] / scale[columns]
+    bias = float(y.mean() - x[:, columns].mean(axis=0) @ weights) if spec.intercept else 0.0
+    return columns, weights, bias
+
+
+def _lasso() -> Lasso:
+    return Lasso(fit_intercept=False, warm_start=True, max_iter=20_000, tol=1e-6)
+
+
+def _fit_lasso(model: Lasso, z: np.ndarray, target: np.ndarray, alpha: float) -> np.ndarray:
+    model.set_params(alpha=alpha)
+    with warnings.catch_warnings():
+        # at tiny α with more pixels than months coordinate descent converges slowly;
+        # the R² of the used bridge is what matters
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(z, target)
+    return model.coef_
+
+
+def _first_reaching(
+    x: np.ndarray,
+    y: np.ndarray,
+    alphas: np.ndarray,
+    threshold: float,
+    spec: FitSpec,
+    weight_sum: float | None,
+) -> LassoBridgeFit:
+    """Walk ``alphas`` (decreasing, warm-started) to the first used bridge with R² ≥ threshold."""
+    if spec.refit == "constrained" and weight_sum is None:
+        raise ValueError("refit='constrained' needs weight_sum (the region's Σ w)")
+    z, target, scale = _lasso_design(x, y, spec.intercept)
+    model = _lasso()
+    for alpha in alphas:
+        coef = _fit_lasso(model, z, target, alpha)
+        columns, weights, bias = _used_bridge(coef, scale, x, y, spec, weight_sum)
+        r2 = float(r2_score(y, x[:, columns] @ weights + bias))
+        if r2 >= threshold:
+            break
+    return LassoBridgeFit(columns, weights, bias, float(alpha), r2, r2 >= threshold)
+
+
+def fit_threshold_lasso(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    threshold: float,
+    ratio: float,
+    n_alphas: int,
+    spec: FitSpec,
+    weight_sum: float | None = None,
+) -> LassoBridgeFit:
+    """Decrease α until the used bridge's training R² ≥ ``threshold``; return that bridge.
+
+    If no α on the path reaches the threshold the last (smallest-α) bridge is
     returned with ``reached=False``; the caller decides on a fallback.
     """
     check_design(x, y)
-    mu, sd = x.mean(axis=0), x.std(axis=0)
-    z = (x - mu) / sd
-    yc = y - y.mean()
-    alpha_max = float(np.max(np.abs(z.T @ yc)) / len(y))
-    model = Lasso(fit_intercept=False, warm_start=True, max_iter=20_000, tol=1e-6)
-    for alpha in alpha_path(alpha_max, ratio, n_alphas):
-        model.set_params(alpha=alpha)
-        with warnings.catch_warnings():
-            # at tiny α with more pixels than months coordinate descent converges slowly;
-            # the R² test below is what matters
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            model.fit(z, yc)
-        r2 = float(r2_score(yc, z @ model.coef_))
-        if r2 >= threshold:
-            break
-    coef = model.coef_
-    columns = np.flatnonzero(coef)
-    weights = coef[columns] / sd[columns]
-    return LassoBridgeFit(
-        columns=columns,
-        weights=weights,
-        bias=float(y.mean() - weights @ mu[columns]),
-        alpha=float(alpha),
-        r2_train=r2,
-        reached=r2 >= threshold,
-    )
+    z, target, _ = _lasso_design(x, y, spec.intercept)
+    alpha_max = float(np.max(np.abs(z.T @ target)) / len(y))
+    alphas = alpha_path(alpha_max, ratio, n_alphas)
+    return _first_reaching(x, y, alphas, threshold, spec, weight_sum)
 
 
-def cv_r2_lasso(x: np.ndarray, y: np.ndarray, alpha: float, k_folds: int) -> float:
-    """R² of pooled out-of-fold predictions of z-score + Lasso(α) over k contiguous folds."""
+def cv_r2_lasso(
+    x: np.ndarray,
+    y: np.ndarray,
+    alphas: np.ndarray,
+    k_folds: int,
+    *,
+    threshold: float,
+    spec: FitSpec,
+    weight_sum: float | None = None,
+) -> float:
+    """R² of pooled out-of-fold predictions of the whole fit over k contiguous folds.
+
+    Each training part gets its own scaling, and walks ``alphas`` (the rest of the
+    run's path, from the chosen α down) to the first bridge reaching ``threshold``
+    on that part, as the full fit did; a single α gives the plain Lasso(α) CV.
+    """
     check_design(x, y)
     if not 2 <= k_folds <= len(y):
         raise ValueError(f"k_folds must lie in [2, {len(y)}] (months), got {k_folds}")
-    model = make_pipeline(StandardScaler(), Lasso(alpha=alpha, max_iter=20_000, tol=1e-6))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        pred = cross_val_predict(model, x, y, cv=KFold(k_folds, shuffle=False))
+    pred = np.empty_like(y)
+    for test in np.array_split(np.arange(len(y)), k_folds):
+        train = np.ones(len(y), dtype=bool)
+        train[test] = False
+        fit = _first_reaching(x[train], y[train], alphas, threshold, spec, weight_sum)
+        pred[test] = x[test][:, fit.columns] @ fit.weights + fit.bias
     return float(r2_score(y, pred))
 
 

@@ -64,16 +64,19 @@ class BridgeLike(Protocol):
     regions: list[str]
     all_cells: Any
 
-    def apply_cells(self, nee_cells: Tensor) -> Tensor: ...
+    def apply_cells(self, nee_cells: Tensor, days_in_month: Tensor) -> Tensor: ...
 
-    def refit_region(self, region: str, nee_cells_monthly: Any, target: Any) -> None: ...
+    def refit_region(
+        self, region: str, nee_cells_monthly: Any, target: Any, days_in_month: Any
+    ) -> Any: ...
 
 
 class BridgeIntegral(nn.Module):
     """Eq. 7: monthly NEE at the contributing cells → regional monthly NEE via the bridges.
 
-    Input (month, len(bridges.all_cells)) in gC m-2 d-1; output (region, month) in
-    PgC month-1. The bridges are fixed: they hold no trainable parameters.
+    Input (month, len(bridges.all_cells)) in gC m-2 d-1 and (month,) days; output
+    (region, month) in PgC month-1 (per-day bridge weights × days of the month). The
+    bridges are fixed: they hold no trainable parameters.
     """
 
     def __init__(self, bridges: BridgeLike) -> None:
@@ -81,9 +84,7 @@ class BridgeIntegral(nn.Module):
         self.bridges = bridges
 
     def forward(self, nee_monthly: Tensor, days_in_month: Tensor) -> Tensor:
-        # The bridge coefficients already map a monthly mean to a monthly integral.
-        del days_in_month
-        return self.bridges.apply_cells(nee_monthly).transpose(0, 1)
+        return self.bridges.apply_cells(nee_monthly, days_in_month).transpose(0, 1)
 
 
 class ExactIntegral(nn.Module):

@@ -9,7 +9,9 @@ years, logs ``decoupling/<region>/rel_error`` and ``decoupling/<region>/corr``,
 warns beyond the thresholds, and with ``action="refit"`` refits the region's
 bridge on the model's own output and continues.
 
-relative error = mean_m |bridge − exact| / mean_m |exact|; corr = Pearson r over months.
+relative error = mean_m |bridge − exact| / mean_m |exact|; corr = Pearson r over months
+(:func:`fluxbridge.bridge.fidelity.compare_integrals`, the same computation as the
+bridge fidelity table).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import pandas as pd
 import pytorch_lightning as pl
 import torch
 
+from fluxbridge.bridge.fidelity import compare_integrals
 from fluxbridge.models.network import BridgeLike, NEENetwork
 from fluxbridge.training.datamodules import FluxDataModule
 
@@ -62,30 +65,33 @@ class BridgeDecoupling(pl.Callback):
     @torch.no_grad()
     def integrals(
         self, net: NEENetwork, years: list[int], cache: bool = False
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(exact, bridge) regional NEE (region, month) in PgC month-1, and the model's
-        monthly NEE at the bridges' cells (month, len(all_cells)) in gC m-2 d-1."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(exact, bridge) regional NEE (region, month) in PgC month-1, the model's
+        monthly NEE at the bridges' cells (month, len(all_cells)) in gC m-2 d-1, and the
+        days of each month (month,)."""
         device = next(net.parameters()).device
         cells = torch.as_tensor(np.asarray(self.bridges.all_cells), device=device)
         weight = self.dm.area_weight[self.rows].to(device=device, dtype=torch.float64)
-        exact, at_cells = [], []
+        exact, at_cells, days = [], [], []
         for year in years:
             b = self._batch(year, cache)
             monthly = _monthly_nee(net, b, device)
-            exact.append((weight @ monthly.T) * b["days_in_month"].to(device).double())
+            days.append(b["days_in_month"].to(device).double())
+            exact.append((weight @ monthly.T) * days[-1])
             at_cells.append(monthly[:, cells])
-        nee_cells = torch.cat(at_cells)
-        bridge = self.bridges.apply_cells(nee_cells).T
+        nee_cells, all_days = torch.cat(at_cells), torch.cat(days)
+        bridge = self.bridges.apply_cells(nee_cells, all_days).T
         return (
             torch.cat(exact, dim=1).cpu().numpy(),
             bridge.cpu().numpy(),
             nee_cells.cpu().numpy(),
+            all_days.cpu().numpy(),
         )
 
     def table(self, net: NEENetwork, years: list[int], cache: bool = False) -> pd.DataFrame:
-        """Per-region rel_error, corr, and mean annual totals (PgC yr-1) of both estimates."""
-        exact, bridge, _ = self.integrals(net, years, cache)
-        return decoupling_table(list(self.bridges.regions), exact, bridge, len(years))
+        """Per-region fidelity of the bridges on the model's own output (compare_integrals)."""
+        exact, bridge, _, _ = self.integrals(net, years, cache)
+        return compare_integrals(list(self.bridges.regions), exact, bridge, len(years))
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking:
@@ -110,10 +116,10 @@ class BridgeDecoupling(pl.Callback):
 
     def _refit(self, net: NEENetwork, regions: list[str], epoch: int) -> None:
         """Refit the decoupled regions on the model's own output over every ATM year."""
-        exact, _, nee_cells = self.integrals(net, self.dm.years)
+        exact, _, nee_cells, days = self.integrals(net, self.dm.years)
         for region in regions:
             self.bridges.refit_region(
-                region, nee_cells, exact[list(self.bridges.regions).index(region)]
+                region, nee_cells, exact[list(self.bridges.regions).index(region)], days
             )
             self.refits.append((epoch, region))
 
@@ -125,25 +131,3 @@ def _monthly_nee(net: NEENetwork, batch: dict[str, Any], device: torch.device) -
         days = batch["month_mean"][m].nonzero().squeeze(1)
         rows.append(net(batch["x"][days].to(device)).double().mean(dim=0))
     return torch.stack(rows)
-
-
-def decoupling_table(
-    regions: list[str], exact: np.ndarray, bridge: np.ndarray, n_years: int
-) -> pd.DataFrame:
-    """Per-region comparison of (region, month) exact and bridge integrals (PgC month-1)."""
-    abs_diff = np.abs(bridge - exact).mean(axis=1)
-    scale = np.abs(exact).mean(axis=1)
-    corr = [
-        float(np.corrcoef(e, b)[0, 1]) if e.std() > 0 and b.std() > 0 else float("nan")
-        for e, b in zip(exact, bridge, strict=True)
-    ]
-    return pd.DataFrame(
-        {
-            "region": regions,
-            "rel_error": abs_diff / np.where(scale > 0, scale, np.nan),
-            "corr": corr,
-            "exact_pgc_yr": exact.sum(axis=1) / n_years,
-            "bridge_pgc_yr": bridge.sum(axis=1) / n_years,
-            "n_months": exact.shape[1],
-        }
-    )
