@@ -92,10 +92,16 @@ def iav_magnitude(annual: ArrayLike, years: ArrayLike) -> float:
 
 
 def iav_ratio(sim_annual: ArrayLike, obs_annual: ArrayLike, years: ArrayLike) -> float:
-    """IAV magnitude of ``sim`` over that of ``obs`` (dimensionless; 1 = same IAV, NaN if obs has
-    none)."""
+    """IAV magnitude of ``sim`` over that of ``obs`` (dimensionless; 1 = same IAV).
+
+    NaN when obs has no IAV: below 1e-9 of its largest magnitude, the round-off
+    left by detrending a straight line (or an all-zero series such as NO_REGION).
+    """
     reference = iav_magnitude(obs_annual, years)
-    return iav_magnitude(sim_annual, years) / reference if reference > 0 else float("nan")
+    scale = float(np.nanmax(np.abs(np.asarray(obs_annual, dtype=np.float64)), initial=0.0))
+    if not reference > 1e-9 * scale:
+        return float("nan")
+    return iav_magnitude(sim_annual, years) / reference
 
 
 def anomaly_r2(sim_annual: ArrayLike, obs_annual: ArrayLike, years: ArrayLike) -> float:
