@@ -26,7 +26,7 @@ def test_demo_writes_every_stage(tiny_demo):
         assert (tiny_demo / path).exists(), path
     metrics = json.loads((tiny_demo / "evaluation" / "metrics.json").read_text())
     assert metrics["models"] == ["EC", "EC-ATM"]
-    assert set(metrics["truth"]) == {"EC", "EC-ATM"}
+    assert set(metrics["truth"]) == {"EC", "EC-ATM", "inversion_mean"}
     report = (tiny_demo / "report" / "report.md").read_text()
     assert "2 of the 10 site folds" in report and "Truth scorecard" in report
 

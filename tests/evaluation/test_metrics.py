@@ -59,3 +59,77 @@ def test_ilamb_scores_by_hand():
 def test_shape_mismatch_is_an_error():
     with pytest.raises(ValueError, match="shape"):
         m.rmse([1.0, 2.0], [1.0])
+
+
+def _weighted_r_numpy(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
+    c = np.cov(x, y, aweights=w)
+    return c[0, 1] / np.sqrt(c[0, 0] * c[1, 1])
+
+
+def test_within_region_spatial_r_matches_numpy_weighted_covariance():
+    x, y = RNG.normal(size=40), RNG.normal(size=40)
+    y = 0.6 * x + y
+    w = RNG.uniform(0.0, 3.0, size=40)
+    w[:5] = 0.0  # cells outside the region
+    x[7] = np.nan  # a cell without a value
+    keep = (w > 0) & np.isfinite(x)
+    expected = _weighted_r_numpy(x[keep], y[keep], w[keep])
+    got = m.within_region_spatial_r(x.reshape(5, 8), y.reshape(5, 8), w.reshape(5, 8))
+    assert got == pytest.approx(expected, abs=1e-12)
+    assert abs(got) > 0.2  # the constructed correlation, not noise
+    # the unweighted special case is the textbook Pearson R
+    assert m.within_region_spatial_r(x[keep], y[keep], np.ones(keep.sum())) == pytest.approx(
+        stats.pearsonr(x[keep], y[keep])[0], abs=1e-12
+    )
+
+
+def test_within_region_spatial_r_by_hand_and_undefined_cases():
+    # weights 1, 1, 2 → weighted means 11/4 and 1/4; Σw·dx·dy = −0.75, Σw·dx² = 6.75,
+    # Σw·dy² = 0.75 → R = −0.75 / √(6.75 · 0.75) = −1/3
+    x, y, w = np.array([1.0, 2.0, 4.0]), np.array([0.0, 1.0, 0.0]), np.array([1.0, 1.0, 2.0])
+    assert m.within_region_spatial_r(x, y, w) == pytest.approx(-1.0 / 3.0)
+    # each map's own regional mean is removed: shifting one map changes nothing
+    assert m.within_region_spatial_r(x + 100.0, y, w) == pytest.approx(-1.0 / 3.0)
+    assert np.isnan(m.within_region_spatial_r(x, np.full(3, 5.0), w))  # flat truth
+    assert np.isnan(m.within_region_spatial_r(x, y, np.array([1.0, 1.0, 0.0])))  # 2 cells
+    with pytest.raises(ValueError, match="size"):
+        m.within_region_spatial_r(x, y, np.ones(2))
+
+
+def _detrended_scipy(annual: np.ndarray, years: np.ndarray) -> np.ndarray:
+    fit = stats.linregress(years, annual)
+    return annual - (fit.slope * years + fit.intercept)
+
+
+def test_iav_ratio_and_anomaly_r2():
+    years = np.arange(2001, 2011)
+    wiggle = RNG.normal(size=10)
+    truth = 0.1 * years + wiggle
+    sim = -0.3 * years + 2.0 * wiggle + 5.0  # twice the anomalies on another trend
+    assert m.iav_ratio(sim, truth, years) == pytest.approx(2.0)
+    expected = np.std(_detrended_scipy(sim, years)) / np.std(_detrended_scipy(truth, years))
+    assert m.iav_ratio(sim, truth, years) == pytest.approx(expected)
+    assert np.isnan(m.iav_ratio(sim, 0.5 * years, years))  # a truth without IAV (a line)
+    assert np.isnan(m.iav_ratio(sim, np.zeros(10), years))
+    noisy = sim + RNG.normal(size=10)
+    r = stats.pearsonr(_detrended_scipy(noisy, years), _detrended_scipy(truth, years))[0]
+    assert m.anomaly_r2(noisy, truth, years) == pytest.approx(r**2, abs=1e-12)
+    assert 0.0 < m.anomaly_r2(noisy, truth, years) < 1.0
+    assert m.anomaly_r2(sim, truth, years) == pytest.approx(1.0)
+
+
+def test_variance_contributions_are_covariances_with_the_total():
+    parts = RNG.normal(size=(4, 12))
+    total = parts.sum(axis=0)
+    expected = [np.cov(p, total, bias=True)[0, 1] for p in parts]
+    got = m.variance_contributions(parts)
+    np.testing.assert_allclose(got, expected, atol=1e-12)
+    assert got.sum() == pytest.approx(np.var(total))
+    # by hand: parts (1, −1) and (1, −1) → total (2, −2), var 4, each part carries 2
+    np.testing.assert_allclose(m.variance_contributions([[1.0, -1.0], [1.0, -1.0]]), [2.0, 2.0])
+    with_gap = parts.copy()
+    with_gap[2, 5] = np.nan
+    keep = np.arange(12) != 5
+    np.testing.assert_allclose(
+        m.variance_contributions(with_gap), m.variance_contributions(parts[:, keep])
+    )

@@ -2,8 +2,8 @@
 
 Expected numbers are recomputed here with numpy from the run's files: regional
 integrals from the fields and exact cell areas computed from the cell edges,
-annual means, a textbook NSE, and tower predictions of the held-out members
-loaded from their checkpoints.
+annual means, a textbook NSE, tower predictions of the held-out members loaded
+from their checkpoints, and map correlations with numpy's weighted covariance.
 """
 
 from __future__ import annotations
@@ -21,12 +21,14 @@ import xarray as xr
 import yaml
 
 from fluxbridge.errors import FluxbridgeError
-from fluxbridge.evaluation.run import evaluate_run, run_evaluate
+from fluxbridge.evaluation.run import evaluate_run, held_out_years, run_evaluate
 from fluxbridge.io import ENGINE, write_netcdf
 from fluxbridge.training.checkpoint import load_member
 
 EARTH_RADIUS_M = 6_371_000.0  # the project's sphere (as CDO's)
 FOLDS = (0, 1)  # the demo fixture trains 2 folds
+TROPICAL = ("NSA", "BRA", "EQAF", "SEAS")  # Upton's tropical regions, as the brief lists them
+DAYS_PER_YEAR = 365.25
 
 
 def _open(path: Path) -> xr.Dataset:
@@ -47,6 +49,17 @@ def integral_pgc_month(nee: np.ndarray, times: np.ndarray, weight_m2: np.ndarray
     days = pd.DatetimeIndex(times).days_in_month.to_numpy(dtype=np.float64)
     contribution = np.where(weight_m2 > 0, nee.astype(np.float64) * weight_m2, 0.0)
     return contribution.sum(axis=(1, 2)) * days * 1e-15
+
+
+def _share(grid: xr.Dataset, region: str) -> np.ndarray:
+    """Each cell's land share in ``region``; GLOBAL = the sum over the dataset's regions,
+    NO_REGION = what they leave, clipped at 0."""
+    shares = np.nan_to_num(grid["region_fraction"].values)
+    if region == "GLOBAL":
+        return shares.sum(axis=0)
+    if region == "NO_REGION":
+        return np.clip(1.0 - shares.sum(axis=0), 0.0, None)
+    return shares[[str(a) for a in grid["region_abbr"].values].index(region)]
 
 
 def _field(run: Path, source: str) -> tuple[np.ndarray, np.ndarray]:
@@ -85,11 +98,7 @@ def test_regional_series_is_the_integral_of_the_field(
     grid = _open(tiny_demo / "data" / "grid.nc")
     area = exact_cell_area(grid)
     np.testing.assert_allclose(grid["cell_area"].values, area, rtol=1e-12)
-    land = grid["land_fraction"].values
-    weight = area * land
-    if region != "GLOBAL":
-        index = [str(a) for a in grid["region_abbr"].values].index(region)
-        weight = weight * grid["region_fraction"].values[index]
+    weight = area * grid["land_fraction"].values * _share(grid, region)
     nee, times = _field(tiny_demo, source)
     expected = integral_pgc_month(nee, times, weight)
     got = monthly.sel(source=source, region=region)
@@ -111,25 +120,48 @@ def test_regional_sources_and_regions(tiny_demo: Path, monthly: xr.DataArray) ->
         "truth",
     ]
     assert sorted(monthly["source"].values.tolist()) == sorted(expected)
-    regions = [*(str(a) for a in grid["region_abbr"].values), "GLOBAL"]
+    regions = [*(str(a) for a in grid["region_abbr"].values), "GLOBAL", "NO_REGION"]
     assert monthly["region"].values.tolist() == regions
+
+
+def test_global_is_the_sum_of_the_18_regions(monthly: xr.DataArray) -> None:
+    single = [r for r in monthly["region"].values if r not in ("GLOBAL", "NO_REGION")]
+    assert len(single) == 18
+    np.testing.assert_allclose(
+        monthly.sel(region="GLOBAL").values,
+        monthly.sel(region=single).sum("region").values,
+        rtol=1e-10,
+    )
+
+
+def test_no_region_holds_the_land_no_region_claims(tiny_demo: Path, monthly: xr.DataArray) -> None:
+    grid = _open(tiny_demo / "data" / "grid.nc")
+    weight = exact_cell_area(grid) * grid["land_fraction"].values * _share(grid, "NO_REGION")
+    nee, times = _field(tiny_demo, "EC")
+    np.testing.assert_allclose(
+        monthly.sel(source="EC", region="NO_REGION").values,
+        integral_pgc_month(nee, times, weight),
+        atol=1e-12,
+    )
 
 
 # --- metrics.json ---------------------------------------------------------------------------
 
 
 def test_metrics_top_level_keys(metrics: dict) -> None:
-    assert set(metrics) == {"models", "global", "regions", "sites", "pixels", "truth"}
+    assert set(metrics) == {
+        "models",
+        "global",
+        "regions",
+        "held_out_years",
+        "regions_held_out_years",
+        "sites",
+        "pixels",
+        "truth",
+    }
     assert metrics["models"] == ["EC", "EC-ATM"]
-    assert (
-        set(metrics["sites"])
-        == set(metrics["pixels"])
-        == set(metrics["truth"])
-        == {
-            "EC",
-            "EC-ATM",
-        }
-    )
+    assert set(metrics["sites"]) == set(metrics["pixels"]) == {"EC", "EC-ATM"}
+    assert set(metrics["truth"]) == {"EC", "EC-ATM", "inversion_mean"}
 
 
 def _annual(monthly: xr.DataArray, source: str) -> np.ndarray:
@@ -163,16 +195,22 @@ def test_nnse_is_textbook_nash_sutcliffe(monthly: xr.DataArray, metrics: dict, r
     )
 
 
-def test_site_scores_use_the_held_out_member(tiny_demo: Path, metrics: dict) -> None:
-    sites = _open(tiny_demo / "data" / "sites.nc")
-    observed = sites["nee_obs"].values.astype(np.float64)
-    predicted = np.full_like(observed, np.nan)
+def _tower_predictions(run: Path, model_dir: str) -> np.ndarray:
+    """(site, time) daily NEE, each tower predicted by the checkpoint of its held-out fold."""
+    sites = _open(run / "data" / "sites.nc")
+    predicted = np.full(sites["nee_obs"].shape, np.nan)
     for fold in FOLDS:
-        net = load_member(tiny_demo / "train" / "ec" / f"fold_{fold}" / "best.ckpt")
+        net = load_member(run / "train" / model_dir / f"fold_{fold}" / "best.ckpt")
         rows = sites["fold"].values == fold
         x = np.stack([sites[name].values[rows] for name in net.driver_names], axis=-1)
         with torch.no_grad():
             predicted[rows] = net(torch.from_numpy(x.astype(np.float32))).numpy()
+    return predicted
+
+
+def test_site_scores_use_the_held_out_member(tiny_demo: Path, metrics: dict) -> None:
+    observed = _open(tiny_demo / "data" / "sites.nc")["nee_obs"].values.astype(np.float64)
+    predicted = _tower_predictions(tiny_demo, "ec")
     keep = np.isfinite(predicted) & np.isfinite(observed)
     assert keep.sum() > 100
     p, o = predicted[keep], observed[keep]
@@ -180,6 +218,161 @@ def test_site_scores_use_the_held_out_member(tiny_demo: Path, metrics: dict) -> 
     assert site["n"] == int(keep.sum())
     assert site["rmse"] == pytest.approx(np.sqrt(np.mean((p - o) ** 2)), rel=1e-5)
     assert site["r"] == pytest.approx(np.corrcoef(p, o)[0, 1], rel=1e-5)
+
+
+def test_site_rmse_without_the_biased_towers(tiny_demo: Path, metrics: dict) -> None:
+    sites = _open(tiny_demo / "data" / "sites.nc")
+    biased = sites["site_tropical"].values == 1
+    assert 0 < biased.sum() < biased.size  # the scenario biases some towers, not all
+    predicted = _tower_predictions(tiny_demo, "ec-atm")[~biased]
+    observed = sites["nee_obs"].values[~biased]
+    keep = np.isfinite(predicted) & np.isfinite(observed)
+    expected = np.sqrt(np.mean((predicted[keep] - observed[keep]) ** 2))
+    got = metrics["truth"]["EC-ATM"]["site_rmse_vs_obs_unbiased_gc_m2_d"]
+    assert got == pytest.approx(expected, rel=1e-5)
+    assert "site_rmse_vs_obs_unbiased_gc_m2_d" not in metrics["truth"]["inversion_mean"]
+
+
+# --- truth scores (twin world) --------------------------------------------------------------
+
+
+def _mean_annual_map(nee: np.ndarray) -> np.ndarray:
+    """(time, lat, lon) monthly gC m-2 d-1 over whole years → mean of the months × 365.25 d."""
+    return nee.astype(np.float64).mean(axis=0) * DAYS_PER_YEAR
+
+
+def _weighted_r(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
+    keep = (w > 0) & np.isfinite(x) & np.isfinite(y)
+    c = np.cov(x[keep], y[keep], aweights=w[keep])
+    return float(c[0, 1] / np.sqrt(c[0, 0] * c[1, 1]))
+
+
+@pytest.mark.parametrize("source", ["EC-ATM", "inversion_mean"])
+@pytest.mark.parametrize("region", ["BRA", "EU"])
+def test_within_region_spatial_r_from_the_files(
+    tiny_demo: Path, metrics: dict, source: str, region: str
+) -> None:
+    grid = _open(tiny_demo / "data" / "grid.nc")
+    weight = exact_cell_area(grid) * grid["land_fraction"].values * _share(grid, region)
+    model = _mean_annual_map(_field(tiny_demo, source)[0])
+    truth = _mean_annual_map(_field(tiny_demo, "truth")[0])
+    expected = _weighted_r(model, truth, weight)
+    entry = metrics["truth"][source]
+    assert entry["within_region_spatial_r"][region] == pytest.approx(expected, rel=1e-4)
+    values = list(entry["within_region_spatial_r"].values())
+    assert len(values) == 18
+    assert entry["within_region_spatial_r_median"] == pytest.approx(np.median(values), rel=1e-5)
+
+
+def _annual_numpy(run: Path, source: str, region: str) -> np.ndarray:
+    grid = _open(run / "data" / "grid.nc")
+    weight = exact_cell_area(grid) * grid["land_fraction"].values * _share(grid, region)
+    nee, times = _field(run, source)
+    return integral_pgc_month(nee, times, weight).reshape(-1, 12).sum(axis=1)
+
+
+def _vs_truth(run: Path, source: str, region: str) -> tuple[np.ndarray, np.ndarray]:
+    return _annual_numpy(run, source, region), _annual_numpy(run, "truth", region)
+
+
+def _iav(annual: np.ndarray) -> float:
+    years = np.arange(annual.size, dtype=np.float64)
+    fit = np.polynomial.Polynomial.fit(years, annual, 1)
+    return float(np.std(annual - fit(years)))
+
+
+@pytest.mark.parametrize("source", ["EC", "inversion_mean"])
+def test_regional_and_global_truth_scores_from_the_files(
+    tiny_demo: Path, metrics: dict, source: str
+) -> None:
+    entry = metrics["truth"][source]
+    rmse = {}
+    for region in TROPICAL:
+        sim, truth = _vs_truth(tiny_demo, source, region)
+        rmse[region] = np.sqrt(np.mean((sim - truth) ** 2))
+        assert entry["regional_annual_rmse_pgc_yr"][region] == pytest.approx(rmse[region], rel=1e-4)
+        assert entry["iav_ratio"][region] == pytest.approx(_iav(sim) / _iav(truth), rel=1e-4)
+    assert entry["tropical_annual_rmse_pgc_yr"] == pytest.approx(
+        np.mean(list(rmse.values())), rel=1e-4
+    )
+    sim, truth = _vs_truth(tiny_demo, source, "GLOBAL")
+    assert entry["iav_ratio_global"] == pytest.approx(_iav(sim) / _iav(truth), rel=1e-4)
+    assert entry["global_annual_rmse_pgc_yr"] == pytest.approx(
+        np.sqrt(np.mean((sim - truth) ** 2)), rel=1e-4
+    )
+    extra = [
+        r
+        for r in entry["regional_monthly_rmse_pgc_month"]
+        if r not in (*TROPICAL, "GLOBAL", "NO_REGION")
+    ]
+    assert len(extra) == 14
+    assert entry["extratropical_monthly_rmse_pgc_month"] == pytest.approx(
+        np.mean([entry["regional_monthly_rmse_pgc_month"][r] for r in extra]), rel=1e-5
+    )
+    no_region = _annual_numpy(tiny_demo, source, "NO_REGION").mean()
+    assert entry["no_region_annual_pgc_yr"] == pytest.approx(no_region, abs=1e-9)
+
+
+def test_iav_excess_by_region_sums_to_the_global_iav_difference(metrics: dict) -> None:
+    entry = metrics["truth"]["EC-ATM"]
+    own = metrics["global"]["EC-ATM"]["iav_magnitude_pgc_yr"]
+    true = metrics["global"]["truth"]["iav_magnitude_pgc_yr"]
+    parts = entry["iav_excess_variance_by_region_pgc2_yr2"]
+    assert len(parts) == 18
+    assert sum(parts.values()) == pytest.approx(own**2 - true**2, rel=1e-3, abs=1e-6)
+
+
+def test_anomaly_r2_against_the_inversion_mean(monthly: xr.DataArray, metrics: dict) -> None:
+    sim, obs = _annual(monthly, "EC-ATM"), _annual(monthly, "inversion_mean")
+    years = np.arange(sim.size, dtype=np.float64)
+    residual = [a - np.polynomial.Polynomial.fit(years, a, 1)(years) for a in (sim, obs)]
+    r = np.corrcoef(*residual)[0, 1]
+    assert metrics["global"]["EC-ATM"]["anomaly_r2_vs_inversion_mean"] == pytest.approx(
+        r**2, rel=1e-4
+    )
+
+
+# --- held-out years -------------------------------------------------------------------------
+
+
+def test_held_out_years_scores_use_those_years_alone(
+    tiny_demo: Path, monthly: xr.DataArray, metrics: dict
+) -> None:
+    files = sorted((tiny_demo / "train" / "ec-atm").glob("fold_*/atm_years.json"))
+    assert len(files) == len(FOLDS)
+    years = json.loads(files[0].read_text())["val"]
+    assert metrics["held_out_years"]["EC-ATM"] == years
+    keep = monthly["time"].dt.year.isin(years).values
+    assert 0 < keep.sum() < keep.size
+    sim = monthly.sel(source="EC-ATM", region="BRA").values[keep]
+    obs = monthly.sel(source="inversion_mean", region="BRA").values[keep]
+    got = metrics["regions_held_out_years"]["BRA"]["EC-ATM"]["monthly_rmse_pgc_month"]
+    assert got == pytest.approx(np.sqrt(np.mean((sim - obs) ** 2)), rel=1e-5)
+    assert set(metrics["regions_held_out_years"]) == set(metrics["regions"])
+
+
+def _fake_model(run: Path, folds: dict[int, object]) -> None:
+    for fold, years in folds.items():
+        fold_dir = run / "train" / "ec-atm" / f"fold_{fold}"
+        fold_dir.mkdir(parents=True)
+        (fold_dir / "best.ckpt").touch()
+        if years is not None:
+            (fold_dir / "atm_years.json").write_text(json.dumps(years))
+
+
+def test_held_out_years_absent_disagreeing_or_malformed(tmp_path: Path) -> None:
+    _fake_model(tmp_path / "none", {0: None, 1: None})
+    assert held_out_years(tmp_path / "none", ["EC-ATM"]) == {}
+    _fake_model(
+        tmp_path / "ok", {0: {"train": [2001], "val": [2003, 2002]}, 1: {"val": [2002, 2003]}}
+    )
+    assert held_out_years(tmp_path / "ok", ["EC-ATM"]) == {"EC-ATM": [2002, 2003]}
+    _fake_model(tmp_path / "differ", {0: {"val": [2002]}, 1: {"val": [2003]}})
+    with pytest.raises(FluxbridgeError, match=r"fold_1/atm_years\.json.*differ.*fold_0"):
+        held_out_years(tmp_path / "differ", ["EC-ATM"])
+    _fake_model(tmp_path / "bad", {0: {"train": [2001]}})
+    with pytest.raises(FluxbridgeError, match=r"fold_0/atm_years\.json.*'val'"):
+        held_out_years(tmp_path / "bad", ["EC-ATM"])
 
 
 # --- report ---------------------------------------------------------------------------------
@@ -190,13 +383,34 @@ def test_report_files_and_every_referenced_figure_exist(tiny_demo: Path) -> None
     markdown = (report / "report.md").read_text()
     html = (report / "index.html").read_text()
     figures = re.findall(r"!\[[^\]]*\]\(([^)\s]+\.png)\)", markdown)
-    for figure in ("fig2_global_annual", "fig3_nnse", "fig4_msc", "fig5_annual_mean", "fig8_sites"):
+    for figure in (
+        "fig2_global_annual",
+        "fig3_nnse",
+        "fig4_msc",
+        "fig5_annual_mean",
+        "fig5_truth_mean",
+        "fig5_minus_truth",
+        "fig7_pixel_r",
+        "fig8_sites",
+    ):
         assert f"{figure}.png" in figures
     for name in set(figures) | set(re.findall(r'src="([^"]+\.png)"', html)):
         path = report / name
         assert path.is_file(), name
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     assert "Truth scorecard" in markdown
+    assert "Regional skill on the held-out inversion years" in markdown
+    assert "| NO_REGION |" in markdown  # its own row in the regional tables
+    assert "Within-region spatial R" in markdown
+
+
+def test_report_states_the_iav_ratio_with_its_numbers(tiny_demo: Path, metrics: dict) -> None:
+    markdown = (tiny_demo / "report" / "report.md").read_text()
+    ratio = metrics["truth"]["EC-ATM"]["iav_ratio_global"]
+    assert (
+        f"EC-ATM IAV: {metrics['global']['EC-ATM']['iav_magnitude_pgc_yr']:.3g} PgC/yr" in markdown
+    )
+    assert f"ratio {ratio:.3g}" in markdown
 
 
 # --- bad input ------------------------------------------------------------------------------

@@ -102,11 +102,14 @@ def test_sensitivity_nc_dims_and_sources(sens_run):
 
 
 def _regional_monthly_numpy(nee: np.ndarray, times: np.ndarray, grid: xr.Dataset, region):
-    """Σ nee × area × land × region share × days × 1e-15 → PgC month-1 per month (by hand)."""
-    weight = grid["cell_area"].values * grid["land_fraction"].values
-    if region is not None:
-        abbrs = [str(a) for a in grid["region_abbr"].values]
-        weight = weight * grid["region_fraction"].values[abbrs.index(region)]
+    """Σ nee × area × land × region share × days × 1e-15 → PgC month-1 per month (by hand);
+    region None = GLOBAL, whose share is the sum of every region's."""
+    shares = np.nan_to_num(grid["region_fraction"].values)
+    if region is None:
+        share = shares.sum(axis=0)
+    else:
+        share = shares[[str(a) for a in grid["region_abbr"].values].index(region)]
+    weight = grid["cell_area"].values * grid["land_fraction"].values * share
     days = np.array([calendar.monthrange(t.year, t.month)[1] for t in pd.DatetimeIndex(times)])
     return np.nansum(nee * weight, axis=(1, 2)) * days * 1e-15
 

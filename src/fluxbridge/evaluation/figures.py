@@ -45,9 +45,18 @@ def _members(monthly: xr.DataArray, model: str) -> list[str]:
 
 
 def global_annual(
-    monthly: xr.DataArray, models: Sequence[str], sink: xr.Dataset | None, path: Path
+    monthly: xr.DataArray,
+    models: Sequence[str],
+    sink: xr.Dataset | None,
+    path: Path,
+    labels: dict[str, str] | None = None,
 ) -> Path:
-    """Fig. 2: global annual NEE with member bands, anomalies, and IAV magnitude."""
+    """Fig. 2: global annual NEE with member bands, anomalies, and IAV magnitude.
+
+    ``labels`` names the lines of the anomaly panel (C), e.g. with their R²; source names
+    by default.
+    """
+    labels = labels or {}
     annual = annual_totals(monthly.sel(region=GLOBAL))
     years = annual["year"].values
     fig, axes = plt.subplots(2, 2, figsize=(12, 7))
@@ -85,9 +94,10 @@ def global_annual(
             years,
             m.detrended_anomalies(annual.sel(source=n).values, years),
             color=_colour(n),
-            label=n,
+            label=labels.get(n, n),
         )
     axes[1, 0].set(title="(C) detrended anomalies", ylabel="PgC yr-1")
+    axes[1, 0].legend(fontsize=6)
     iav = [m.iav_magnitude(annual.sel(source=n).values, years) for n in names]
     err = [
         np.std([m.iav_magnitude(annual.sel(source=s).values, years) for s in _members(monthly, n)])

@@ -1,9 +1,9 @@
-"""Small pure metric functions on 1-D series (numpy).
+"""Small pure metric functions on 1-D series and maps (numpy).
 
 Every function takes ``sim`` (the model) and ``obs`` (the reference) in the
 same units and ignores pairs where either is NaN. Returned values carry the
-units of the inputs unless stated (R, NSE, nNSE and the ILAMB scores are
-dimensionless). Sign conventions do not matter to these functions as long as
+units of the inputs unless stated (R, R², NSE, nNSE, the IAV ratio and the
+ILAMB scores are dimensionless). Sign conventions do not matter to these functions as long as
 both inputs share one (the project's is NEE positive = source).
 """
 
@@ -89,6 +89,69 @@ def iav_magnitude(annual: ArrayLike, years: ArrayLike) -> float:
     anomalies = detrended_anomalies(annual, years)
     finite = anomalies[np.isfinite(anomalies)]
     return float(np.std(finite)) if finite.size else float("nan")
+
+
+def iav_ratio(sim_annual: ArrayLike, obs_annual: ArrayLike, years: ArrayLike) -> float:
+    """IAV magnitude of ``sim`` over that of ``obs`` (dimensionless; 1 = same IAV).
+
+    NaN when obs has no IAV: below 1e-9 of its largest magnitude, the round-off
+    left by detrending a straight line (or an all-zero series such as NO_REGION).
+    """
+    reference = iav_magnitude(obs_annual, years)
+    scale = float(np.nanmax(np.abs(np.asarray(obs_annual, dtype=np.float64)), initial=0.0))
+    if not reference > 1e-9 * scale:
+        return float("nan")
+    return iav_magnitude(sim_annual, years) / reference
+
+
+def anomaly_r2(sim_annual: ArrayLike, obs_annual: ArrayLike, years: ArrayLike) -> float:
+    """R² of the detrended annual anomalies of ``sim`` and ``obs`` (Upton Fig. 2C; dimensionless).
+
+    Standardising the anomalies first, as the paper does, leaves R² unchanged.
+    """
+    r = pearson_r(detrended_anomalies(sim_annual, years), detrended_anomalies(obs_annual, years))
+    return r**2
+
+
+def variance_contributions(parts: ArrayLike) -> np.ndarray:
+    """Share of each part in the variance of the total: cov(part_k, Σ parts) (ddof=0).
+
+    ``parts`` is (part, sample), e.g. each region's detrended annual anomalies in
+    PgC yr-1; the result, in the inputs' units squared, sums to the variance of
+    the total over parts, so a region's entry says how much of the global IAV²
+    it carries. Samples where any part is NaN are dropped.
+    """
+    x = np.asarray(parts, dtype=np.float64)
+    x = x[:, np.isfinite(x).all(axis=0)]
+    if x.shape[1] == 0:
+        return np.full(x.shape[0], np.nan)
+    centred = x - x.mean(axis=1, keepdims=True)
+    return centred @ centred.sum(axis=0) / x.shape[1]
+
+
+def within_region_spatial_r(
+    model_map: ArrayLike, truth_map: ArrayLike, weights: ArrayLike
+) -> float:
+    """Weighted Pearson R between two maps over the cells of one region (dimensionless).
+
+    ``model_map`` and ``truth_map`` are the mean annual NEE (gC m-2 yr-1, positive
+    = source) on the same cells; ``weights`` are each cell's land area in the
+    region (cell_area × land_fraction × region_fraction, m²). Each map's own
+    weighted regional mean is removed, so the score sees only the pattern inside
+    the region, not its total. Cells with weight 0 or a NaN are left out; NaN
+    when fewer than 3 cells remain or either map is flat.
+    """
+    x = np.asarray(model_map, dtype=np.float64).ravel()
+    y = np.asarray(truth_map, dtype=np.float64).ravel()
+    w = np.asarray(weights, dtype=np.float64).ravel()
+    if not x.shape == y.shape == w.shape:
+        raise ValueError(f"maps and weights differ in size: {x.size}, {y.size}, {w.size}")
+    keep = np.isfinite(x) & np.isfinite(y) & np.isfinite(w) & (w > 0)
+    x, y, w = x[keep], y[keep], w[keep] / w[keep].sum()
+    if x.size < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return float("nan")
+    dx, dy = x - np.sum(w * x), y - np.sum(w * y)
+    return float(np.sum(w * dx * dy) / np.sqrt(np.sum(w * dx**2) * np.sum(w * dy**2)))
 
 
 def ilamb_bias_score(sim: ArrayLike, obs: ArrayLike) -> float:

@@ -3,7 +3,10 @@
 Sources are named: ``<model>`` (ensemble mean), ``<model>:m<k>`` (member k),
 ``inversion:<name>`` (each inversion), ``inversion_mean``, ``reference``
 (FLUXCOM-like field) and, on the twin world, ``truth``. Regions are the
-dataset's regions plus ``GLOBAL`` (all land).
+dataset's regions, ``GLOBAL`` = the sum of those regions (what the inversions
+constrain) and ``NO_REGION`` = land in no region (land_fraction × (1 − Σ_r
+region_fraction), clipped at 0: ice sheets and unassigned islands), so that
+GLOBAL + NO_REGION is all land.
 """
 
 from __future__ import annotations
@@ -18,18 +21,33 @@ from fluxbridge.geo.integrate import regional_integral_pgc
 from fluxbridge.io import ENGINE, write_netcdf
 
 GLOBAL = "GLOBAL"
+NO_REGION = "NO_REGION"
+AGGREGATES = (GLOBAL, NO_REGION)  # the rows of the regional series that are not one region
+DAYS_PER_YEAR = 365.25
 
 
 def region_weights(data: CanonicalDataset) -> xr.DataArray:
-    """(region, lat, lon) land shares per region with the dataset's abbreviations, plus GLOBAL."""
+    """(region, lat, lon) land shares per region with the dataset's abbreviations, then GLOBAL
+    (Σ of the regions' shares) and NO_REGION (the land share no region claims, ≥ 0)."""
     grid = data.grid_ds
-    frac = grid["region_fraction"].assign_coords(region=data.region_abbrs)
-    total = xr.ones_like(frac.isel(region=0)).expand_dims(region=[GLOBAL])
-    return xr.concat([frac, total], dim="region")
+    frac = grid["region_fraction"].fillna(0.0).assign_coords(region=data.region_abbrs)
+    total = frac.sum("region")
+    aggregates = [
+        total.expand_dims(region=[GLOBAL]),
+        (1.0 - total).clip(min=0.0).expand_dims(region=[NO_REGION]),
+    ]
+    return xr.concat([frac, *aggregates], dim="region")
+
+
+def land_area_weights(data: CanonicalDataset) -> xr.DataArray:
+    """(region, lat, lon) land area of each cell in each row of :func:`region_weights` (m²)."""
+    grid = data.grid_ds
+    return grid["cell_area"] * grid["land_fraction"].fillna(0.0) * region_weights(data)
 
 
 def integrate_field(nee: xr.DataArray, data: CanonicalDataset) -> xr.DataArray:
-    """(…, time, lat, lon) monthly gC m-2 d-1 → (…, region, time) PgC month-1, GLOBAL included."""
+    """(…, time, lat, lon) monthly gC m-2 d-1 → (…, region, time) PgC month-1, with GLOBAL and
+    NO_REGION."""
     grid = data.grid_ds
     return regional_integral_pgc(
         nee, grid["cell_area"], grid["land_fraction"], region_weights(data)
@@ -82,3 +100,12 @@ def annual_totals(monthly: xr.DataArray) -> xr.DataArray:
     full_years = sorted(int(y) for y, n in counts.items() if n == 12)
     annual = monthly.groupby("time.year").sum("time", skipna=False)
     return annual.sel(year=full_years).assign_attrs(units="PgC yr-1")
+
+
+def annual_maps(nee: xr.DataArray) -> xr.DataArray:
+    """(…, time, lat, lon) monthly means in gC m-2 d-1 → (…, year, lat, lon) gC m-2 yr-1.
+
+    The mean of the months of each year times 365.25 d (months weigh alike, as the
+    report's maps always have; the spread of month lengths moves it by < 1 %).
+    """
+    return (nee.groupby("time.year").mean("time") * DAYS_PER_YEAR).assign_attrs(units="gC m-2 yr-1")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -13,11 +14,12 @@ from fluxbridge.data.canonical import DRIVER_NAMES, CanonicalDataset
 from fluxbridge.errors import FluxbridgeError, SchemaError
 from fluxbridge.evaluation import metrics as mt
 from fluxbridge.evaluation import scores
-from fluxbridge.evaluation.regional import GLOBAL, annual_totals, regional_monthly
+from fluxbridge.evaluation.regional import annual_maps, land_area_weights, regional_monthly
 from fluxbridge.evaluation.report import build_report
 from fluxbridge.geo.grid import Grid
-from fluxbridge.inference.members import load_members, run_dataset, trained_models
+from fluxbridge.inference.members import load_members, model_dirs, run_dataset, trained_models
 from fluxbridge.io import ENGINE, atomic_path
+from fluxbridge.training.run import ATM_YEARS_FILE
 
 
 def site_predictions(data: CanonicalDataset, run: Path, model: str) -> np.ndarray:
@@ -47,6 +49,50 @@ def majority_pft(data: CanonicalDataset) -> np.ndarray:
     return np.asarray(grid["pft"].values)[frac.argmax("pft").values].astype(str)
 
 
+class TowerScores(NamedTuple):
+    """Daily tower NEE (gC m-2 d-1): (site, time) predictions per model, observations, and the
+    (site,) mask of towers without the scenario's bias."""
+
+    predicted: dict[str, np.ndarray]
+    observed: np.ndarray
+    unbiased: np.ndarray
+
+
+def unbiased_towers(sites: xr.Dataset) -> np.ndarray:
+    """(site,) True for towers without the scenario's tower bias (``site_tropical`` ≠ 1);
+    every tower when sites.nc has no ``site_tropical`` (real data)."""
+    if "site_tropical" not in sites:
+        return np.ones(sites.sizes["site"], dtype=bool)
+    return sites["site_tropical"].values != 1
+
+
+def held_out_years(run: Path, models: list[str]) -> dict[str, list[int]]:
+    """Inversion years each model held out of its ATM term (fold_<k>/atm_years.json "val").
+
+    Models without the files (EC, runs trained before they existed) are left out;
+    folds of one model that disagree are an error naming both files.
+    """
+    dirs = model_dirs(run)
+    out: dict[str, list[int]] = {}
+    for model in models:
+        found: dict[Path, list[int]] = {}
+        for path in sorted(dirs[model].glob(f"fold_*/{ATM_YEARS_FILE}")):
+            try:
+                found[path] = sorted(int(y) for y in json.loads(path.read_text())["val"])
+            except (ValueError, KeyError, TypeError) as err:
+                raise FluxbridgeError(f"{path}: no list of years under key 'val' ({err})") from err
+        if not found:
+            continue
+        (first, years), *others = found.items()
+        for path, other in others:
+            if other != years:
+                raise FluxbridgeError(
+                    f"{path}: held-out years {other} differ from {years} in {first}"
+                )
+        out[model] = years
+    return out
+
+
 def evaluate_run(run: Path) -> dict[str, object]:
     """Compute every number of the run, write evaluation/ and report/, return metrics."""
     data = CanonicalDataset(run_dataset(run))
@@ -71,10 +117,13 @@ def evaluate_run(run: Path) -> dict[str, object]:
     eval_dir.mkdir(parents=True, exist_ok=True)
     monthly = regional_monthly(data, forward, eval_dir / "regional_monthly.nc")
     sink = data.open("residual_sink")
+    years = held_out_years(run, models)
     metrics: dict[str, object] = {
         "models": models,
         "global": scores.global_scores(monthly, models, sink),
-        "regions": scores.regional_scores(monthly, models),
+        "regions": scores.regional_scores(monthly, [*models, "reference"]),
+        "held_out_years": years,
+        "regions_held_out_years": scores.held_out_regional_scores(monthly, years),
     }
     sites = data.open("sites")
     observed = sites["nee_obs"].values
@@ -87,15 +136,17 @@ def evaluate_run(run: Path) -> dict[str, object]:
     inv_mean = data.open("inversions")["nee"].mean("member")
     reference = data.open("reference")["nee"]
     truth = data.open("truth") if data.has("truth") else None
-    pixel_maps = {}
+    pixel_maps: dict[tuple[str, str], xr.DataArray] = {}
+    mean_maps: dict[str, xr.DataArray] = {}  # mean annual NEE, gC m-2 yr-1
     metrics["pixels"] = {}
     for m in models:
         with xr.open_dataset(forward[m], engine=ENGINE) as ds:
             mean = ds["nee_mean"].load()
+        mean_maps[m] = annual_maps(mean).mean("year")
         r_inv = scores.pixel_correlation(mean, inv_mean)
         r_ref = scores.pixel_correlation(mean, reference)
-        pixel_maps[f"{m} vs inversion mean"] = r_inv
-        pixel_maps[f"{m} vs reference"] = r_ref
+        pixel_maps[m, "inversion mean"] = r_inv
+        pixel_maps[m, "reference"] = r_ref
         metrics["pixels"][m] = {
             "median_r_vs_inversion_mean": scores.json_float(
                 scores.area_weighted_median(r_inv, land_area)
@@ -104,50 +155,65 @@ def evaluate_run(run: Path) -> dict[str, object]:
                 scores.area_weighted_median(r_ref, land_area)
             ),
         }
+    mean_maps["inversion_mean"] = annual_maps(inv_mean).mean("year")
     if truth is not None:
-        metrics["truth"] = truth_scores(monthly, models, forward, truth, predicted, land_area)
+        mean_maps["truth"] = annual_maps(truth["nee"]).mean("year")
+        metrics["truth"] = truth_scores(
+            data,
+            monthly,
+            forward,
+            mean_maps,
+            truth,
+            TowerScores(predicted, observed, unbiased_towers(sites)),
+            land_area,
+        )
     with atomic_path(eval_dir / "metrics.json", overwrite=True) as tmp:
         tmp.write_text(json.dumps(metrics, indent=1))
-    build_report(run, data, monthly, metrics, forward, predicted, observed, pft, pixel_maps, sink)
+    build_report(
+        run, data, monthly, metrics, forward, predicted, observed, pft, pixel_maps, mean_maps, sink
+    )
     return metrics
 
 
 def truth_scores(
+    data: CanonicalDataset,
     monthly: xr.DataArray,
-    models: list[str],
     forward: dict[str, Path],
+    mean_maps: dict[str, xr.DataArray],
     truth: xr.Dataset,
-    predicted: dict[str, np.ndarray],
+    towers: TowerScores,
     land_area: xr.DataArray,
 ) -> dict[str, object]:
-    """Twin world only: every model's error against the known truth."""
-    annual = annual_totals(monthly.sel(region=GLOBAL))
+    """Twin world only: every model's and the inversion mean's error against the known truth.
+
+    ``mean_maps`` holds the mean annual NEE map (gC m-2 yr-1) of each source and the truth,
+    ``land_area`` each cell's land area (m²); tower scores (gC m-2 d-1) exist for
+    the models only.
+    """
+    weights = land_area_weights(data)
     out: dict[str, object] = {}
-    site_true = truth["site_nee"].values
-    for m in models:
-        with xr.open_dataset(forward[m], engine=ENGINE) as ds:
-            err = ds["nee_mean"] - truth["nee"]
-            weights = land_area.broadcast_like(err).where(np.isfinite(err))
-            pixel_rmse = float(np.sqrt((err**2 * weights).sum() / weights.sum()))
-        out[m] = {
-            "global_annual_bias_pgc_yr": scores.json_float(
-                mt.bias(annual.sel(source=m).values, annual.sel(source="truth").values)
-            ),
-            "global_annual_rmse_pgc_yr": scores.json_float(
-                mt.rmse(annual.sel(source=m).values, annual.sel(source="truth").values)
-            ),
-            "regional_monthly_rmse_pgc_month": {
-                str(r): scores.json_float(
-                    mt.rmse(
-                        monthly.sel(source=m, region=r).values,
-                        monthly.sel(source="truth", region=r).values,
-                    )
-                )
-                for r in monthly["region"].values
-            },
-            "pixel_monthly_rmse_gc_m2_d": scores.json_float(pixel_rmse),
-            "site_rmse_vs_true_gc_m2_d": scores.json_float(mt.rmse(predicted[m], site_true)),
-        }
+    for name, mean_map in mean_maps.items():
+        if name == "truth":
+            continue
+        entry = scores.truth_series_scores(monthly, name, mean_map, mean_maps["truth"], weights)
+        if name == "inversion_mean":
+            err = data.open("inversions")["nee"].mean("member") - truth["nee"]
+        else:
+            with xr.open_dataset(forward[name], engine=ENGINE) as ds:
+                err = (ds["nee_mean"] - truth["nee"]).load()
+        w = land_area.broadcast_like(err).where(np.isfinite(err))
+        entry["pixel_monthly_rmse_gc_m2_d"] = scores.json_float(
+            float(np.sqrt((err**2 * w).sum() / w.sum()))
+        )
+        if name in towers.predicted:
+            predicted, unbiased = towers.predicted[name], towers.unbiased
+            entry["site_rmse_vs_true_gc_m2_d"] = scores.json_float(
+                mt.rmse(predicted, truth["site_nee"].values)
+            )
+            entry["site_rmse_vs_obs_unbiased_gc_m2_d"] = scores.json_float(
+                mt.rmse(predicted[unbiased], towers.observed[unbiased])
+            )
+        out[name] = entry
     return out
 
 

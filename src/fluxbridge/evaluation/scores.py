@@ -11,8 +11,9 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
+from fluxbridge.data.canonical import TROPICAL_REGIONS
 from fluxbridge.evaluation import metrics as m
-from fluxbridge.evaluation.regional import GLOBAL, annual_totals
+from fluxbridge.evaluation.regional import AGGREGATES, GLOBAL, NO_REGION, annual_totals
 
 
 def json_float(x: float) -> float | None:
@@ -23,8 +24,10 @@ def json_float(x: float) -> float | None:
 def global_scores(
     monthly: xr.DataArray, models: Sequence[str], sink: xr.Dataset | None
 ) -> dict[str, object]:
-    """Global annual NEE per model: mean ± member spread, vs residual sink, anomalies, IAV."""
+    """Global (Σ regions) annual NEE per source: mean ± member spread, vs residual sink,
+    anomalies, their R² with the inversion mean and the truth, IAV; and the NO_REGION mean."""
     annual = annual_totals(monthly.sel(region=GLOBAL))
+    no_region = annual_totals(monthly.sel(region=NO_REGION)).mean("year")
     years = annual["year"].values
     out: dict[str, object] = {"years": [int(y) for y in years]}
     sink_values = None
@@ -35,9 +38,9 @@ def global_scores(
             "sigma_pgc_yr": json_float(float(np.nanmean(sink["nee_global_sigma"].values))),
             "iav_magnitude_pgc_yr": json_float(m.iav_magnitude(sink_values, years)),
         }
-    for name in [*models, "inversion_mean", "reference", "truth"]:
-        if name not in annual["source"].values:
-            continue
+    present = set(annual["source"].values.tolist())
+    sources = [n for n in [*models, "inversion_mean", "reference", "truth"] if n in present]
+    for name in sources:
         series = annual.sel(source=name).values
         entry: dict[str, object] = {
             "annual_pgc_yr": [json_float(v) for v in series],
@@ -46,7 +49,13 @@ def global_scores(
                 json_float(v) for v in m.detrended_anomalies(series, years)
             ],
             "iav_magnitude_pgc_yr": json_float(m.iav_magnitude(series, years)),
+            "no_region_annual_mean_pgc_yr": json_float(float(no_region.sel(source=name))),
         }
+        for other in ("inversion_mean", "truth"):
+            if other in sources and other != name:
+                entry[f"anomaly_r2_vs_{other}"] = json_float(
+                    m.anomaly_r2(series, annual.sel(source=other).values, years)
+                )
         members = [s for s in annual["source"].values if str(s).startswith(f"{name}:")]
         if members:
             member_annual = annual.sel(source=members).values  # (member, year)
@@ -85,19 +94,119 @@ def series_scores(sim: np.ndarray, obs: np.ndarray, months: np.ndarray) -> dict[
 
 
 def regional_scores(
-    monthly: xr.DataArray, models: Sequence[str], reference: str = "inversion_mean"
+    monthly: xr.DataArray, names: Sequence[str], reference: str = "inversion_mean"
 ) -> dict[str, dict[str, dict[str, float | None]]]:
-    """Per region (GLOBAL included) and model: Tables 2–3 numbers and nNSE vs ``reference``."""
+    """Per region (GLOBAL, NO_REGION included) and source in ``names`` present in ``monthly``:
+    Tables 2–3 numbers and nNSE vs ``reference``."""
     months = monthly["time"].dt.month.values
     out: dict[str, dict[str, dict[str, float | None]]] = {}
     for region in monthly["region"].values:
         obs = monthly.sel(source=reference, region=region).values
         out[str(region)] = {
             name: series_scores(monthly.sel(source=name, region=region).values, obs, months)
-            for name in [*models, "reference"]
+            for name in names
             if name in monthly["source"].values
         }
     return out
+
+
+def held_out_regional_scores(
+    monthly: xr.DataArray, years: dict[str, list[int]], reference: str = "inversion_mean"
+) -> dict[str, dict[str, dict[str, float | None]]]:
+    """:func:`regional_scores` of each model on its own held-out years alone (complete years)."""
+    full = set(int(y) for y in annual_totals(monthly)["year"].values)
+    out: dict[str, dict[str, dict[str, float | None]]] = {}
+    for model, held_out in years.items():
+        keep = monthly["time"].dt.year.isin(sorted(full & set(held_out)))
+        scored = regional_scores(monthly.sel(time=keep), [model], reference)
+        for region, entry in scored.items():
+            out.setdefault(region, {}).update(entry)
+    return out
+
+
+def region_groups(regions: Sequence[str]) -> dict[str, list[str]]:
+    """The dataset's regions split into ``tropical`` (TROPICAL_REGIONS) and ``extratropical``."""
+    single = [r for r in regions if r not in AGGREGATES]
+    return {
+        "tropical": [r for r in single if r in TROPICAL_REGIONS],
+        "extratropical": [r for r in single if r not in TROPICAL_REGIONS],
+    }
+
+
+def _mean(values: Sequence[float]) -> float:
+    finite = [v for v in values if np.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
+def truth_series_scores(
+    monthly: xr.DataArray,
+    name: str,
+    mean_map: xr.DataArray,
+    truth_map: xr.DataArray,
+    weights: xr.DataArray,
+) -> dict[str, object]:
+    """Twin world: the regional-series and map scores of source ``name`` against ``truth``.
+
+    ``monthly`` is nee(source, region, time) in PgC month-1 holding ``name`` and
+    ``truth``; ``mean_map``/``truth_map`` are mean annual NEE (lat, lon) in
+    gC m-2 yr-1; ``weights`` is (region, lat, lon) land area in m² (see
+    :func:`fluxbridge.evaluation.regional.land_area_weights`). Key names are
+    documented in docs/run_layout.md.
+    """
+    annual = annual_totals(monthly)
+    years = annual["year"].values
+    regions = [str(r) for r in monthly["region"].values]
+    single = [r for r in regions if r not in AGGREGATES]
+
+    def series(frame: xr.DataArray, source: str, region: str) -> np.ndarray:
+        return frame.sel(source=source, region=region).values
+
+    annual_rmse = {r: m.rmse(series(annual, name, r), series(annual, "truth", r)) for r in regions}
+    monthly_rmse = {
+        r: m.rmse(series(monthly, name, r), series(monthly, "truth", r)) for r in regions
+    }
+    spatial_r = {
+        r: m.within_region_spatial_r(
+            mean_map.values, truth_map.values, weights.sel(region=r).values
+        )
+        for r in single
+    }
+    iav = {
+        r: m.iav_ratio(series(annual, name, r), series(annual, "truth", r), years) for r in single
+    }
+
+    def contributions(source: str) -> np.ndarray:
+        anomalies = [m.detrended_anomalies(series(annual, source, r), years) for r in single]
+        return m.variance_contributions(np.array(anomalies))
+
+    excess = contributions(name) - contributions("truth")
+    glob_sim, glob_truth = series(annual, name, GLOBAL), series(annual, "truth", GLOBAL)
+    out: dict[str, object] = {
+        "global_annual_bias_pgc_yr": m.bias(glob_sim, glob_truth),
+        "global_annual_rmse_pgc_yr": m.rmse(glob_sim, glob_truth),
+        "regional_annual_rmse_pgc_yr": annual_rmse,
+        "regional_monthly_rmse_pgc_month": monthly_rmse,
+    }
+    for group, members in region_groups(regions).items():
+        out[f"{group}_annual_rmse_pgc_yr"] = _mean([annual_rmse[r] for r in members])
+        out[f"{group}_monthly_rmse_pgc_month"] = _mean([monthly_rmse[r] for r in members])
+    finite_r = [v for v in spatial_r.values() if np.isfinite(v)]
+    out |= {
+        "within_region_spatial_r": spatial_r,
+        "within_region_spatial_r_median": float(np.median(finite_r)) if finite_r else float("nan"),
+        "iav_ratio_global": m.iav_ratio(glob_sim, glob_truth, years),
+        "iav_ratio": iav,
+        "iav_excess_variance_by_region_pgc2_yr2": dict(zip(single, excess, strict=True)),
+        "no_region_annual_pgc_yr": float(np.mean(series(annual, name, NO_REGION))),
+    }
+    return _json(out)
+
+
+def _json(value: object) -> object:
+    """Nested dicts of floats → the same with :func:`json_float` applied to every float."""
+    if isinstance(value, dict):
+        return {k: _json(v) for k, v in value.items()}
+    return json_float(float(value))
 
 
 def site_scores(predicted: np.ndarray, observed: np.ndarray, pft: np.ndarray) -> dict[str, object]:

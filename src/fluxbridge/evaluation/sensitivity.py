@@ -37,7 +37,7 @@ import yaml
 from fluxbridge.data.canonical import MONTHLY_INTEGRAL_UNITS, TROPICAL_REGIONS, CanonicalDataset
 from fluxbridge.errors import ConfigError, FluxbridgeError
 from fluxbridge.evaluation import metrics
-from fluxbridge.evaluation.regional import GLOBAL, integrate_field
+from fluxbridge.evaluation.regional import AGGREGATES, GLOBAL, integrate_field
 from fluxbridge.inference.members import display_name
 from fluxbridge.io import ENGINE, atomic_path, write_netcdf
 from fluxbridge.reporting import Figure, Section, Table
@@ -250,9 +250,10 @@ def forward_models(run: Path, data: Path, models: Sequence[str], retrained: set[
 
 
 def ordered_regions(regions: Sequence[str]) -> list[str]:
-    """GLOBAL first, then the tropical regions, then the extratropical ones (dataset order)."""
+    """GLOBAL first, then the tropical regions, then the extratropical ones (dataset order);
+    NO_REGION is left out, as no inversion subset constrains it."""
     tropical = [r for r in regions if r in TROPICAL_REGIONS]
-    rest = [r for r in regions if r != GLOBAL and r not in TROPICAL_REGIONS]
+    rest = [r for r in regions if r not in AGGREGATES and r not in TROPICAL_REGIONS]
     return [GLOBAL, *tropical, *rest]
 
 
