@@ -1,5 +1,7 @@
 """Scorecard: rows from a run's truth scores, the goals and their verdicts, refusals."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -116,3 +118,29 @@ def test_refuses_duplicate_and_missing_scenarios(tmp_path):
     with pytest.raises(FluxbridgeError, match="not found"):
         sc.run_scorecard([tmp_path / "nope.yaml"], tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_scorecard_on_the_tiny_scenario(tmp_path, monkeypatch):
+    from fluxbridge import pipeline
+
+    from .conftest import TINY_SCENARIO, demo_settings
+
+    for name, value in demo_settings(tmp_path).items():
+        monkeypatch.setattr(pipeline, name, value)
+    out = tmp_path / "card"
+    assert sc.run_scorecard([TINY_SCENARIO], out, exact_folds=1) == 0
+    table = pd.read_csv(out / "scorecard.csv")
+    assert list(table.source) == ["EC", "EC-ATM", "EC-ATM-exact", "inversion_mean"]
+    run = out / TINY_SCENARIO.stem
+    truth = json.loads((run / "evaluation" / "metrics.json").read_text())["truth"]
+    for row in table.itertuples():
+        assert row.global_annual_bias_pgc_yr == pytest.approx(
+            truth[row.source]["global_annual_bias_pgc_yr"], rel=1e-5
+        )
+    fid = pd.read_csv(run / "bridges_fidelity.csv")
+    assert {"reference", "truth", "EC", "EC-ATM", "EC-ATM-exact"} <= set(fid["field"])
+    worst = fid.loc[fid["field"] == "truth", "annual_bias_pgc_yr"].abs().max()
+    assert table["bridge_truth_max_abs_bias_pgc_yr"].iloc[0] == pytest.approx(worst, rel=1e-5)
+    assert np.isfinite(table["ec_atm_vs_exact_max_abs_pgc_yr"]).all()
+    assert "### Goals: tiny" in (out / "scorecard.md").read_text()
+    assert (run / "train" / "ec-atm-exact" / "fold_0" / "best.ckpt").exists()

@@ -20,12 +20,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from fluxbridge.data.canonical import TROPICAL_REGIONS
 from fluxbridge.errors import FluxbridgeError
 from fluxbridge.io import ENGINE, atomic_path
 
 SOURCES = ("EC", "EC-ATM", "EC-ATM-exact", "inversion_mean")
-#: regions whose annual NEE EC-ATM must match EC-ATM exact within 0.5 PgC/yr (with GLOBAL)
-TROPICAL = ("NSA", "BRA", "EQAF", "SEAS")
 #: metrics.json["truth"][source] keys copied into the scorecard, in column order
 TRUTH_KEYS = (
     "global_annual_bias_pgc_yr",
@@ -65,13 +64,13 @@ def bridge_transfer(fidelity: pd.DataFrame | None) -> dict[str, float]:
 
 
 def exact_gap(annual_mean: pd.DataFrame) -> float:
-    """Largest |EC-ATM − EC-ATM-exact| mean annual NEE (PgC/yr) over GLOBAL and TROPICAL.
+    """Largest |EC-ATM − EC-ATM-exact| mean annual NEE (PgC/yr), GLOBAL and TROPICAL_REGIONS.
 
     ``annual_mean``: index region, columns source (PgC/yr). NaN without an exact model.
     """
     if not {"EC-ATM", "EC-ATM-exact"} <= set(annual_mean.columns):
         return float("nan")
-    rows = [r for r in ("GLOBAL", *TROPICAL) if r in annual_mean.index]
+    rows = [r for r in ("GLOBAL", *TROPICAL_REGIONS) if r in annual_mean.index]
     diff = annual_mean.loc[rows, "EC-ATM"] - annual_mean.loc[rows, "EC-ATM-exact"]
     return float(diff.abs().max())
 

@@ -6,8 +6,10 @@ import csv
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
+from fluxbridge.bridge.figures import fidelity_figure
 from fluxbridge.data.canonical import TROPICAL_REGIONS, CanonicalDataset
 from fluxbridge.evaluation import figures
 from fluxbridge.evaluation.regional import GLOBAL, NO_REGION, annual_maps
@@ -220,6 +222,37 @@ def _decoupling_section(run: Path) -> Section | None:
             "correlation means the bridge no longer represents the model."
         ],
         tables,
+    )
+
+
+def _fidelity_section(run: Path, root: Path) -> Section | None:
+    """RUN/bridges_fidelity.csv: the bridges on fields they were not fitted on."""
+    path = run / "bridges_fidelity.csv"
+    if not path.exists():
+        return None
+    table = pd.read_csv(path)
+    worst = table.assign(abs_bias=table["annual_bias_pgc_yr"].abs()).groupby("field", sort=False)
+    rows = [
+        [field, group["abs_bias"].max(), group.loc[group["abs_bias"].idxmax(), "region"],
+         group["monthly_r2"].min()]
+        for field, group in worst
+    ]  # fmt: skip
+    return Section(
+        "Bridge fidelity (bridge vs exact integral)",
+        [
+            "Each field's regional integral from the bridges (contributing cells only) against "
+            "the exact integral over every cell: the reference the bridges were fitted on, "
+            "the reference plus a uniform offset and plus a latitudinal gradient, the truth "
+            "(twin world) and every trained model's mean map. Full table: "
+            "`bridges_fidelity.csv` in the run folder."
+        ],
+        [Table(["field", "max |annual bias| (PgC/yr)", "in region", "min monthly R²"], rows)],
+        [
+            Figure(
+                fidelity_figure(table, root / "bridges_fidelity.png"),
+                "Annual bias (bridge − exact, PgC/yr) per region and field.",
+            )
+        ],
     )
 
 
@@ -472,9 +505,9 @@ def build_report(
     sensitivity = sensitivity_section(run)
     if sensitivity is not None:
         sections.append(sensitivity)
-    decoupling = _decoupling_section(run)
-    if decoupling is not None:
-        sections.append(decoupling)
+    for extra in (_fidelity_section(run, root), _decoupling_section(run)):
+        if extra is not None:
+            sections.append(extra)
     if "truth" in metrics:
         sections.append(_truth_section(metrics, models))
     notes = run / "notes.md"

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from fluxbridge.bridge.fidelity import write_fidelity
 from fluxbridge.data.canonical import DRIVER_NAMES, CanonicalDataset
 from fluxbridge.errors import FluxbridgeError, SchemaError
 from fluxbridge.evaluation import metrics as mt
@@ -167,6 +168,9 @@ def evaluate_run(run: Path) -> dict[str, object]:
             TowerScores(predicted, observed, unbiased_towers(sites)),
             land_area,
         )
+    if (run / "bridges.nc").exists():
+        # the bridges on every trained model's map too (the "fields it never saw")
+        write_fidelity(run, data.root, forward)
     with atomic_path(eval_dir / "metrics.json", overwrite=True) as tmp:
         tmp.write_text(json.dumps(metrics, indent=1))
     build_report(

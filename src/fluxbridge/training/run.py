@@ -239,10 +239,6 @@ def train_member(setup: MemberSetup, fold: int, bridges: BridgeLike | None) -> p
         atm=spec,
     )
     dm.setup("fit")
-    if spec is not None and rank_zero_only.rank == 0:
-        # evaluation scores the held-out inversion years on their own (docs/training.md)
-        with atomic_path(fold_dir / ATM_YEARS_FILE, overwrite=True) as tmp:
-            tmp.write_text(json.dumps({"train": dm.train_years, "val": dm.val_years}))
     net = initial_network(cfg, fold)
     net.set_standardisation(dm.input_mean, dm.input_std)
     options = (
@@ -300,6 +296,11 @@ def train_member(setup: MemberSetup, fold: int, bridges: BridgeLike | None) -> p
         check_identity(read_checkpoint(last), last, setup.model)
         ckpt_path = str(last)
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
+    if spec is not None and rank_zero_only.rank == 0:
+        # after fit: a file already in fold_dir makes Lightning warn about a non-empty log dir.
+        # Evaluation scores the held-out inversion years on their own (docs/training.md).
+        with atomic_path(fold_dir / ATM_YEARS_FILE, overwrite=True) as tmp:
+            tmp.write_text(json.dumps({"train": dm.train_years, "val": dm.val_years}))
     if decoupling is None or rank_zero_only.rank != 0:
         return None
     best = load_member(fold_dir / "best.ckpt", setup.model)
