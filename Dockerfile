@@ -35,7 +35,7 @@ ENV VIRTUAL_ENV=/opt/venv \
     PYTHONUNBUFFERED=1
 RUN python3.11 -m venv "${VIRTUAL_ENV}"
 
-# Only what scripts/install.sh reads, so that edits elsewhere (configs, tests,
+# Only what scripts/install.sh reads, so that edits elsewhere (tests, docs,
 # tasks.py) reuse the cached dependency layer; an edit under src/ re-runs it.
 COPY --chown=fluxbridge:fluxbridge pyproject.toml README.md requirements.lock ./
 COPY --chown=fluxbridge:fluxbridge scripts/install.sh scripts/
@@ -45,4 +45,4 @@ RUN PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 bash scripts/install.sh
 
 COPY --chown=fluxbridge:fluxbridge . .
 
-CMD ["invoke", "demo"]
+CMD ["fluxbridge", "demo"]

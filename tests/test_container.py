@@ -233,7 +233,7 @@ def test_runs_as_a_non_root_user_created_in_the_image(dockerfile):
 
 
 def test_default_command_is_the_demo(dockerfile):
-    assert json.loads(dockerfile.of("CMD")[-1].args) == ["invoke", "demo"]
+    assert json.loads(dockerfile.of("CMD")[-1].args) == ["fluxbridge", "demo"]
 
 
 def test_devcontainer_builds_from_the_dockerfile_with_the_gpu(devcontainer):

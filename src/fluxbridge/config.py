@@ -124,3 +124,23 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected a string, got {value!r}")
         return value
     return value
+
+
+#: Configs shipped inside the package; the repository's top-level ``configs/`` links here,
+#: so ``configs/twin/demo.yaml`` names the same file from a checkout and from an install.
+SHIPPED_CONFIGS = Path(__file__).resolve().parent / "configs"
+
+
+def find_config(path: str | Path) -> Path:
+    """``path`` itself when it exists; else the shipped config it names (``configs/...``).
+
+    A user's own file always wins over a shipped one of the same name, so that a
+    task run outside the checkout still finds ``configs/twin/demo.yaml``. A path
+    found nowhere is returned unchanged, so the caller's error names it as given.
+    """
+    path = Path(path)
+    if path.exists() or path.is_absolute():
+        return path
+    parts = path.parts[1:] if path.parts and path.parts[0] == "configs" else path.parts
+    shipped = SHIPPED_CONFIGS.joinpath(*parts)
+    return shipped if parts and shipped.exists() else path

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from fluxbridge.config import find_config
 from fluxbridge.io import atomic_path
 
 
@@ -72,7 +73,6 @@ class StepRunner:
             tmp.write_text(json.dumps({"hash": digest}))
 
 
-ROOT = Path(__file__).resolve().parents[2]
 DEMO_FOLDS = 3
 DEMO_EPOCHS = 30
 DEMO_BRIDGES = "configs/bridges/default.yaml"
@@ -82,21 +82,11 @@ DEMO_TRAIN = "configs/train/demo.yaml"
 DEMO_ON_DECOUPLING = "refit"
 
 
-def _config(relative: str | Path) -> Path:
-    """A config shipped with the project (configs/...), found from the source tree or CWD."""
-    if Path(relative).is_absolute():
-        return Path(relative)
-    for base in (ROOT, Path.cwd()):
-        if (base / relative).exists():
-            return base / relative
-    raise FileNotFoundError(f"{relative} not found next to the package or in the working directory")
-
-
 def _analysis_config(run: Path, scenario: Path) -> Path:
     """The twin China analysis config, pointed at this run's dataset, years and drought."""
     import yaml
 
-    cfg = yaml.safe_load(_config("configs/analysis/twin_china.yaml").read_text())
+    cfg = yaml.safe_load(find_config("configs/analysis/twin_china.yaml").read_text())
     cfg["base_dir"] = str((run / "data").resolve())
     cfg["output"] = str((run / "analysis_china").resolve())
     first, last = json.loads((run / "data" / "canonical.json").read_text())["years"]
@@ -131,8 +121,8 @@ def run_demo(scenario: Path, out: Path, force: bool = False, exact_folds: int = 
 
     out.mkdir(parents=True, exist_ok=True)
     data = out / "data"
-    train_cfg = _config(DEMO_TRAIN)
-    bridge_cfg = _config(DEMO_BRIDGES)
+    train_cfg = find_config(DEMO_TRAIN)
+    bridge_cfg = find_config(DEMO_BRIDGES)
     step = StepRunner(out, force)
     step(Step("twin", [scenario], {}, [data], lambda: run_twin(scenario, data, True)))
     step(
@@ -186,7 +176,7 @@ def run_demo(scenario: Path, out: Path, force: bool = False, exact_folds: int = 
     step(
         Step(
             "analyze",
-            [data, _config("configs/analysis/twin_china.yaml")],
+            [data, find_config("configs/analysis/twin_china.yaml")],
             {},
             [out / "analysis_china"],
             lambda: run_analyze(_analysis_config(out, scenario)),
