@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import matplotlib
@@ -25,15 +26,21 @@ def demo_settings(base: Path) -> dict[str, object]:
 @pytest.fixture(scope="session")
 def tiny_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """`invoke demo` on the tiny scenario with 2 folds × 2 epochs: a complete run directory."""
-    from fluxbridge import pipeline
+    from fluxbridge import logs, pipeline
 
     base = tmp_path_factory.mktemp("demo")
     out = base / "run"
     mp = pytest.MonkeyPatch()
     for name, value in demo_settings(base).items():
         mp.setattr(pipeline, name, value)
+    # as `fluxbridge demo` runs it: console lines kept in console.log beside the run
     try:
-        assert pipeline.run_demo(TINY_SCENARIO, out, force=False) == 0
+        with (
+            (base / "console.log").open("w") as console,
+            contextlib.redirect_stdout(console),
+            logs.session(out),
+        ):
+            assert pipeline.run_demo(TINY_SCENARIO, out, force=False) == 0
     finally:
         mp.undo()
     return out

@@ -1,6 +1,6 @@
 import json
 
-from fluxbridge import pipeline
+from fluxbridge import logs, pipeline
 from fluxbridge.data.canonical import open_canonical
 
 from .conftest import TINY_SCENARIO, demo_settings
@@ -35,7 +35,8 @@ def test_rerun_skips_unchanged_steps(tiny_demo, capsys, monkeypatch):
     for name, value in demo_settings(tiny_demo.parent).items():
         monkeypatch.setattr(pipeline, name, value)
     before = (tiny_demo / "forward" / "EC.nc").stat().st_mtime_ns
-    assert pipeline.run_demo(TINY_SCENARIO, tiny_demo, force=False) == 0
+    with logs.session():  # the console lines a user sees
+        assert pipeline.run_demo(TINY_SCENARIO, tiny_demo, force=False) == 0
     out = capsys.readouterr().out
     for step in ("twin", "bridges", "train-ec", "train-ec-atm", "forward", "evaluate", "analyze"):
         assert f"[demo] {step}: inputs unchanged, skipped" in out

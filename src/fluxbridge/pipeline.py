@@ -16,8 +16,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from fluxbridge import logs
 from fluxbridge.config import find_config
 from fluxbridge.io import atomic_path
+
+log = logs.get(__name__)
 
 
 def content_hash(paths: Iterable[Path], settings: object) -> str:
@@ -56,7 +59,7 @@ class StepRunner:
         digest = content_hash([p for p in step.inputs if p.exists()], step.settings)
         done = stamp.exists() and json.loads(stamp.read_text()).get("hash") == digest
         if done and not self.force and all(p.exists() for p in step.outputs):
-            print(f"[demo] {step.name}: inputs unchanged, skipped")
+            log.info(f"[demo] {step.name}: inputs unchanged, skipped")
             self.timings[step.name] = 0.0
             return
         for out in step.outputs:
@@ -64,11 +67,11 @@ class StepRunner:
                 shutil.rmtree(out)
             elif out.exists():
                 out.unlink()
-        print(f"[demo] {step.name} ...", flush=True)
+        log.debug(f"[demo] {step.name} ...")
         t0 = time.perf_counter()
         step.action()
         self.timings[step.name] = time.perf_counter() - t0
-        print(f"[demo] {step.name}: {self.timings[step.name]:.1f} s", flush=True)
+        log.info(f"[demo] {step.name}: {self.timings[step.name]:.1f} s")
         with atomic_path(stamp, overwrite=True) as tmp:
             tmp.write_text(json.dumps({"hash": digest}))
 
@@ -191,14 +194,14 @@ def run_demo(scenario: Path, out: Path, force: bool = False, exact_folds: int = 
 def _headline(out: Path, timings: dict[str, float]) -> None:
     metrics = json.loads((out / "evaluation" / "metrics.json").read_text())
     g = metrics["global"]
-    print(f"\nreport: {out / 'report' / 'index.html'}")
-    print(f"ensemble analysis: {out / 'analysis_china' / 'index.html'}")
+    log.info(f"report: {out / 'report' / 'index.html'}")
+    log.info(f"ensemble analysis: {out / 'analysis_china' / 'index.html'}")
     for name in ("truth", *metrics["models"]):
         if name in g:
-            print(f"  global NEE {name:>8}: {g[name]['annual_mean_pgc_yr']:+.2f} PgC/yr")
+            log.info(f"  global NEE {name:>8}: {g[name]['annual_mean_pgc_yr']:+.2f} PgC/yr")
     if "truth" in metrics and "EC" in metrics["truth"]:
         ec = abs(metrics["truth"]["EC"]["global_annual_bias_pgc_yr"])
         for name in metrics["models"][1:]:
             atm = abs(metrics["truth"][name]["global_annual_bias_pgc_yr"])
-            print(f"  global error vs truth cut by {100 * (1 - atm / ec):.0f} % ({name} vs EC)")
-    print("stage times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
+            log.info(f"  global error vs truth cut by {100 * (1 - atm / ec):.0f} % ({name} vs EC)")
+    log.info("stage times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))

@@ -20,9 +20,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from fluxbridge import logs
 from fluxbridge.data.canonical import TROPICAL_REGIONS
 from fluxbridge.errors import FluxbridgeError
 from fluxbridge.io import ENGINE, atomic_path
+
+log = logs.get(__name__)
 
 SOURCES = ("EC", "EC-ATM", "EC-ATM-exact", "inversion_mean")
 #: metrics.json["truth"][source] keys copied into the scorecard, in column order
@@ -210,11 +213,11 @@ def run_scorecard(
     rows: list[dict[str, object]] = []
     for path in scenarios:
         run = Path(out) / path.stem
-        print(f"[scorecard] {path.stem} → {run}", flush=True)
+        log.info(f"[scorecard] {path.stem} → {run}", flush=True)
         run_demo(path, run, force=force, exact_folds=exact_folds)
         rows.extend(read_run(path.stem, run))
         text = write_tables(pd.DataFrame(rows), Path(out))  # after each: a long run shows progress
-    print(text)
+    log.info(text)
     return 0
 
 

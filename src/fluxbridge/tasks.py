@@ -26,6 +26,8 @@ from invoke import Context, Exit, task
 
 from fluxbridge.config import find_config
 
+VERBOSE = "also print per-epoch and per-step lines and the libraries' messages"
+
 
 def _stage(module: str, func: str) -> Callable[..., Any]:
     """Import ``module.func``; a stage whose module does not exist yet exits clearly."""
@@ -38,11 +40,14 @@ def _stage(module: str, func: str) -> Callable[..., Any]:
     return getattr(mod, func)
 
 
-def _run(module: str, func: str, **kwargs: Any) -> None:
+def _run(verbose: bool, module: str, func: str, log_dir: Path | None = None, **kwargs: Any) -> None:
+    """Call ``module.func(**kwargs)`` with the logs set up; ``log_dir`` gets ``fluxbridge.log``."""
+    from fluxbridge import logs
     from fluxbridge.errors import FluxbridgeError
 
     try:
-        code = _stage(module, func)(**kwargs)
+        with logs.session(log_dir, verbose):
+            code = _stage(module, func)(**kwargs)
     except FluxbridgeError as exc:
         raise Exit(f"error: {exc}", code=2) from exc
     if code:
@@ -64,6 +69,7 @@ def _split(value: str | None) -> list[str] | None:
         "data_dir": "where downloads go (default: data/raw)",
         "only": "comma-separated entry names to fetch (default: all)",
         "check": "only verify what is present (checksums); download nothing",
+        "verbose": VERBOSE,
     }
 )
 def fetch(
@@ -72,9 +78,11 @@ def fetch(
     data_dir: str = "data/raw",
     only: str | None = None,
     check: bool = False,
+    verbose: bool = False,
 ) -> None:
     """Download open inputs of the manifest and verify them; explain the others."""
     _run(
+        verbose,
         "fluxbridge.data.fetch",
         "run_fetch",
         manifest=Path(manifest),
@@ -89,11 +97,15 @@ def fetch(
         "config": "prepare config YAML (configs/prepare/*.yaml)",
         "out": "output canonical dataset directory",
         "data_dir": "where fetched inputs are (default: data/raw)",
+        "verbose": VERBOSE,
     }
 )
-def prepare(c: Context, config: str, out: str, data_dir: str = "data/raw") -> None:
+def prepare(
+    c: Context, config: str, out: str, data_dir: str = "data/raw", verbose: bool = False
+) -> None:
     """Build the canonical dataset from fetched real products."""
     _run(
+        verbose,
         "fluxbridge.data.prepare",
         "run_prepare",
         config=find_config(config),
@@ -107,11 +119,15 @@ def prepare(c: Context, config: str, out: str, data_dir: str = "data/raw") -> No
         "fluxnet": "folder of FLUXNET2015/ONEFlux FULLSET CSV files (HH or DD)",
         "site_info": "optional CSV with SITE_ID, LOCATION_LAT, LOCATION_LONG, IGBP",
         "out": "output site file (NetCDF)",
+        "verbose": VERBOSE,
     }
 )
-def sites(c: Context, fluxnet: str, out: str, site_info: str | None = None) -> None:
+def sites(
+    c: Context, fluxnet: str, out: str, site_info: str | None = None, verbose: bool = False
+) -> None:
     """Convert FLUXNET site files into the canonical daily site file."""
     _run(
+        verbose,
         "fluxbridge.data.fluxnet",
         "run_sites",
         fluxnet=Path(fluxnet),
@@ -125,13 +141,19 @@ def sites(c: Context, fluxnet: str, out: str, site_info: str | None = None) -> N
         "scenario": "twin-world scenario YAML (default: configs/twin/demo.yaml)",
         "out": "output canonical dataset directory",
         "force": "overwrite an existing output directory",
+        "verbose": VERBOSE,
     }
 )
 def twin(
-    c: Context, out: str, scenario: str = "configs/twin/demo.yaml", force: bool = False
+    c: Context,
+    out: str,
+    scenario: str = "configs/twin/demo.yaml",
+    force: bool = False,
+    verbose: bool = False,
 ) -> None:
     """Write a twin-world canonical dataset (with its truth in truth.nc)."""
     _run(
+        verbose,
         "fluxbridge.data.twin",
         "run_twin",
         scenario=find_config(scenario),
@@ -146,11 +168,15 @@ def twin(
         "variable": "variable name in the input",
         "regions": "'reccap2' or a mask NetCDF/vector file",
         "out": "output NetCDF with (region, time) integrals in PgC month-1",
+        "verbose": VERBOSE,
     }
 )
-def integrate(c: Context, input: str, variable: str, out: str, regions: str = "reccap2") -> None:
+def integrate(
+    c: Context, input: str, variable: str, out: str, regions: str = "reccap2", verbose: bool = False
+) -> None:
     """Regional monthly integrals (PgC month-1) of a gridded NEE field."""
     _run(
+        verbose,
         "fluxbridge.geo.integrate",
         "run_integrate",
         input=Path(input),
@@ -165,13 +191,18 @@ def integrate(c: Context, input: str, variable: str, out: str, regions: str = "r
         "data": "canonical dataset directory",
         "run": "run directory (bridges.nc and figures/ are written there)",
         "config": "optional bridge config YAML",
+        "verbose": VERBOSE,
     }
 )
-def bridges(c: Context, data: str, run: str, config: str | None = None) -> None:
+def bridges(
+    c: Context, data: str, run: str, config: str | None = None, verbose: bool = False
+) -> None:
     """Build the per-region sparse Lasso bridge models (DTW + spectral clustering)."""
     _run(
+        verbose,
         "fluxbridge.bridge.build",
         "run_bridges",
+        log_dir=Path(run),
         data=Path(data),
         run=Path(run),
         config=find_config(config) if config else None,
@@ -194,6 +225,7 @@ def bridges(c: Context, data: str, run: str, config: str | None = None) -> None:
         "num_nodes": "Lightning num_nodes",
         "resume": "resume from the last checkpoint of each fold",
         "config": "optional training config YAML",
+        "verbose": VERBOSE,
     }
 )
 def train(
@@ -212,11 +244,14 @@ def train(
     num_nodes: int = 1,
     resume: bool = False,
     config: str | None = None,
+    verbose: bool = False,
 ) -> None:
     """Train EC or EC-ATM members, one per held-out site fold."""
     _run(
+        verbose,
         "fluxbridge.training.run",
         "run_train",
+        log_dir=Path(run),
         model=model,
         data=Path(data),
         run=Path(run),
@@ -241,6 +276,7 @@ def train(
         "model": "comma-separated models (default: all trained)",
         "daily": "write daily output instead of monthly means",
         "dask": "run chunks on Dask: 'local' or a scheduler address",
+        "verbose": VERBOSE,
     }
 )
 def forward(
@@ -250,11 +286,14 @@ def forward(
     model: str | None = None,
     daily: bool = False,
     dask: str | None = None,
+    verbose: bool = False,
 ) -> None:
     """Run every member over every land pixel and day (chunked)."""
     _run(
+        verbose,
         "fluxbridge.inference.forward",
         "run_forward",
+        log_dir=Path(run),
         run=Path(run),
         data=Path(data) if data else None,
         models=_split(model),
@@ -263,10 +302,10 @@ def forward(
     )
 
 
-@task(help={"run": "run directory with forward outputs"})
-def evaluate(c: Context, run: str) -> None:
+@task(help={"run": "run directory with forward outputs", "verbose": VERBOSE})
+def evaluate(c: Context, run: str, verbose: bool = False) -> None:
     """Metrics (metrics.json), regional series and the report of a run."""
-    _run("fluxbridge.evaluation.run", "run_evaluate", run=Path(run))
+    _run(verbose, "fluxbridge.evaluation.run", "run_evaluate", log_dir=Path(run), run=Path(run))
 
 
 @task(
@@ -274,23 +313,28 @@ def evaluate(c: Context, run: str) -> None:
         "run": "run directory",
         "subsets": "comma-separated subset sizes (default: 1,2,3)",
         "seed": "seed for drawing the subsets",
+        "verbose": VERBOSE,
     }
 )
-def sensitivity(c: Context, run: str, subsets: str = "1,2,3", seed: int = 0) -> None:
+def sensitivity(
+    c: Context, run: str, subsets: str = "1,2,3", seed: int = 0, verbose: bool = False
+) -> None:
     """One-against-many: EC-ATM trained on random inversion subsets (Upton §3.6)."""
     _run(
+        verbose,
         "fluxbridge.evaluation.sensitivity",
         "run_sensitivity",
+        log_dir=Path(run),
         run=Path(run),
         subsets=[int(s) for s in subsets.split(",")],
         seed=seed,
     )
 
 
-@task(help={"config": "analysis config YAML (configs/analysis/*.yaml)"})
-def analyze(c: Context, config: str) -> None:
+@task(help={"config": "analysis config YAML (configs/analysis/*.yaml)", "verbose": VERBOSE})
+def analyze(c: Context, config: str, verbose: bool = False) -> None:
     """Inversion-ensemble analysis over a country and its sub-regions (He et al.)."""
-    _run("fluxbridge.analysis.run", "run_analyze", config=find_config(config))
+    _run(verbose, "fluxbridge.analysis.run", "run_analyze", config=find_config(config))
 
 
 @task(
@@ -298,6 +342,7 @@ def analyze(c: Context, config: str) -> None:
         "scenario": "twin-world scenario (default: configs/twin/demo.yaml)",
         "out": "run directory (default: runs/demo)",
         "force": "redo every step even if its inputs did not change",
+        "verbose": VERBOSE,
     }
 )
 def demo(
@@ -305,11 +350,14 @@ def demo(
     scenario: str = "configs/twin/demo.yaml",
     out: str = "runs/demo",
     force: bool = False,
+    verbose: bool = False,
 ) -> None:
     """Twin world → bridges → EC and EC-ATM → forward → evaluate → report."""
     _run(
+        verbose,
         "fluxbridge.pipeline",
         "run_demo",
+        log_dir=Path(out),
         scenario=find_config(scenario),
         out=Path(out),
         force=force,
@@ -322,15 +370,23 @@ def demo(
         "out": "folder for one run per scenario, scorecard.csv and scorecard.md",
         "exact_folds": "EC-ATM members trained with the exact integral per scenario (default 1)",
         "force": "redo every step even if its inputs did not change",
+        "verbose": VERBOSE,
     }
 )
 def scorecard(
-    c: Context, scenarios: str, out: str, exact_folds: int = 1, force: bool = False
+    c: Context,
+    scenarios: str,
+    out: str,
+    exact_folds: int = 1,
+    force: bool = False,
+    verbose: bool = False,
 ) -> None:
     """The demo pipeline on each scenario, scored against the truth (docs/training.md)."""
     _run(
+        verbose,
         "fluxbridge.scorecard",
         "run_scorecard",
+        log_dir=Path(out),
         scenarios=[find_config(s) for s in _split(scenarios) or []],
         out=Path(out),
         exact_folds=exact_folds,
@@ -344,15 +400,23 @@ def scorecard(
         "format": "export format: ilamb",
         "out": "output folder (default: RUN/export/ilamb)",
         "force": "replace a previous export of this run",
+        "verbose": VERBOSE,
     }
 )
 def export(
-    c: Context, run: str, format: str = "ilamb", out: str | None = None, force: bool = False
+    c: Context,
+    run: str,
+    format: str = "ilamb",
+    out: str | None = None,
+    force: bool = False,
+    verbose: bool = False,
 ) -> None:
     """Write a run's forward NEE as model output for other tools (ILAMB: docs/ilamb.md)."""
     _run(
+        verbose,
         "fluxbridge.export.ilamb",
         "run_export",
+        log_dir=Path(run),
         run=Path(run),
         format=format,
         out=Path(out) if out else None,

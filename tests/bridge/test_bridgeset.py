@@ -108,7 +108,7 @@ def test_apply_gridded_and_grid_mismatch(bset: BridgeSet) -> None:
         name="nee",
     )
     got = bset.apply(field)
-    assert got.dims == ("region", "time") and got.attrs["units"] == "PgC month-1"
+    assert got.dims == ("region", "time") and got.attrs["units"] == "Pg month-1"
     flat = field.values.reshape(2, -1)[:, bset.all_cells]
     np.testing.assert_allclose(got.values.T, by_hand(bset, flat) * DAYS[:2, None], rtol=1e-14)
     # a field constant in time: February's integral is 28/31 of January's
@@ -199,15 +199,15 @@ def test_save_load_round_trip(bset: BridgeSet, tmp_path) -> None:
     with xr.open_dataset(path, engine="h5netcdf") as ds:
         assert ds.attrs["Conventions"] == "CF-1.8"
         assert ds.attrs["weights_basis"] == "per_day" and ds.attrs["refit"] == "constrained"
-        assert ds["weight"].attrs["units"] == "PgC d-1 (gC m-2 d-1)-1"
-        assert ds["bias"].attrs["units"] == "PgC d-1"
+        assert ds["weight"].attrs["units"] == "Pg d-1 (g m-2 d-1)-1"
+        assert ds["bias"].attrs["units"] == "Pg d-1"
         assert ds["contrib_region"].values.tolist() == [0, 0, 0, 1, 1]
     with pytest.raises(FileExistsError):
         bset.save(path)
     paper = BridgeSet(bset.bridges, LAT, LON, N_CELLS, spec=PAPER).save(tmp_path / "paper.nc")
     assert BridgeSet.load(paper).spec == PAPER
     with xr.open_dataset(paper, engine="h5netcdf") as ds:
-        assert ds["weight"].attrs["units"] == "PgC month-1 (gC m-2 d-1)-1"
+        assert ds["weight"].attrs["units"] == "Pg month-1 (g m-2 d-1)-1"
     xr.Dataset({"x": ("a", [1.0])}).to_netcdf(tmp_path / "other.nc", engine="h5netcdf")
     with pytest.raises(SchemaError, match="region_abbr"):
         BridgeSet.load(tmp_path / "other.nc")

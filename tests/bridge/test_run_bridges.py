@@ -13,6 +13,7 @@ import yaml
 from joblib import parallel_backend
 from sklearn.metrics import r2_score
 
+from fluxbridge import logs
 from fluxbridge.bridge import BridgeSet
 from fluxbridge.bridge.build import (
     BridgeConfig,
@@ -198,7 +199,8 @@ def test_rerun_keeps_or_refuses(built, tmp_path: Path, capsys: pytest.CaptureFix
     tmp, cfg, _, _ = built
     out = tmp / "run" / "bridges.nc"
     before = out.stat().st_mtime_ns
-    with pytest.warns(BridgeFallbackWarning, match="NaN at 1 land cells"):
+    # session first: pytest.warns must be the innermost to record the warning
+    with logs.session(), pytest.warns(BridgeFallbackWarning, match="NaN at 1 land cells"):
         assert run_bridges(tmp / "data", tmp / "run", cfg) == 0
     assert "up to date" in capsys.readouterr().out
     assert out.stat().st_mtime_ns == before

@@ -74,7 +74,7 @@ def _noon_days(ds: xr.Dataset) -> xr.Dataset:
             "reference.nc",
             lambda ds: ds.assign(nee=ds["nee"].assign_attrs(units="kgC m-2 s-1")),
             "nee",
-            "expected 'gC m-2 d-1'",
+            "expected 'g m-2 d-1'",
         ),
         (
             "inversions.nc",
@@ -91,7 +91,7 @@ def _noon_days(ds: xr.Dataset) -> xr.Dataset:
             "residual_sink.nc",
             lambda ds: ds.assign(nee_global=ds["nee_global"].assign_attrs(units="PgC")),
             "nee_global",
-            "PgC yr-1",
+            "expected 'Pg yr-1'",
         ),
         ("grid.nc", lambda ds: ds.drop_vars("region_fraction"), "region_fraction", "missing"),
     ],
@@ -102,6 +102,31 @@ def test_each_break_is_named(tiny, tmp_path, name, change, variable, expectation
         open_canonical(data)
     message = str(info.value)
     assert name in message and variable in message and expectation in message
+
+
+# What fluxbridge wrote before its units were UDUNITS spellings (written out, not imported).
+LEGACY = {
+    "sites.nc": {"nee_obs": "gC m-2 d-1"},
+    "inversions.nc": {"nee": "gC m-2 d-1"},
+    "reference.nc": {"nee": "gC m-2 d-1"},
+    "truth.nc": {"nee": "gC m-2 d-1", "site_nee": "gC m-2 d-1"},
+    "residual_sink.nc": {"nee_global": "PgC yr-1", "nee_global_sigma": "PgC yr-1"},
+}
+
+
+def test_dataset_with_the_old_unit_spellings_still_validates(tiny, tmp_path):
+    copy = tmp_path / "data"
+    shutil.copytree(tiny, copy)
+    for name, units in LEGACY.items():
+        with xr.open_dataset(copy / name, engine=ENGINE) as ds:
+            old = ds.load()
+        for variable, spelling in units.items():
+            old[variable].attrs["units"] = spelling
+        (copy / name).unlink()
+        write_netcdf(old, copy / name, action="test: old unit spellings")
+    data = open_canonical(copy)
+    assert data.open("reference")["nee"].attrs["units"] == "gC m-2 d-1"  # really the old file
+    assert {"sites", "inversions", "reference", "truth", "residual_sink"} <= set(data.validate())
 
 
 def test_grid_mismatch_between_files_is_named(tiny, tmp_path):

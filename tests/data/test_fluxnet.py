@@ -191,7 +191,7 @@ def test_run_sites_end_to_end(tmp_path: Path) -> None:
         np.testing.assert_allclose(ds["site_lon"].values, [13.57, -72.1715])
         assert list(ds["site_igbp"].values) == ["ENF", "DBF"]
         assert ds["source_file"].sel(site="DE-Tha").item() == DD_NAME
-        assert ds["nee_obs"].attrs["units"] == "gC m-2 d-1"
+        assert ds["nee_obs"].attrs["units"] == "g m-2 d-1"
         assert ds["sw_in"].attrs["units"] == "MJ m-2 d-1"
         assert ds.attrs["Conventions"] == "CF-1.8"
     with pytest.raises(ConfigError, match="refusing to overwrite"):

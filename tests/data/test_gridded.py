@@ -69,7 +69,7 @@ def test_360_day_months_map_to_month_starts_and_lon_is_rolled(tmp_path: Path) ->
     np.testing.assert_allclose(out["lon"].values, [-135.0, -45.0, 45.0, 135.0])
     # lon 225 (ilon 2) is now first, 315 (ilon 3) second, then 45 and 135
     np.testing.assert_allclose(out.isel(time=1, lat=1).values, [112.0, 113.0, 110.0, 111.0])
-    assert out.attrs["units"] == "gC m-2 d-1"
+    assert out.attrs["units"] == "g m-2 d-1"
     assert out.chunks is not None  # opened lazily
 
 

@@ -53,7 +53,7 @@ def test_per_month_uses_days_of_each_month_standard_calendar() -> None:
     times = pd.date_range("2000-01-01", periods=3, freq="MS")  # Jan 31, Feb 29 (leap), Mar 31
     out = to_canonical(_monthly(np.array([31.0, 29.0, 62.0]), times, "gC m-2 month-1"))
     np.testing.assert_allclose(out.values, [1.0, 1.0, 2.0])
-    assert out.attrs["units"] == "gC m-2 d-1"
+    assert out.attrs["units"] == "g m-2 d-1"
 
 
 def test_per_month_noleap_and_360_day_calendars() -> None:
@@ -105,6 +105,27 @@ def test_dask_input_stays_lazy() -> None:
     out = to_canonical(da)
     assert out.chunks is not None
     np.testing.assert_allclose(out.compute().values, 86400.0)
+
+
+@pytest.mark.parametrize(
+    ("units", "per", "factor"),
+    [
+        ("g m-2 d-1", "day", 1.0),
+        ("g m-2 yr-1", "year", 1.0),
+        ("g m-2 month-1", "month", 1.0),
+    ],
+)
+def test_own_on_disk_spellings_are_carbon(units: str, per: str, factor: float) -> None:
+    # The project's UDUNITS spellings carry no species; the canonical schema says carbon.
+    # (Regional totals, Pg month-1, are not per area: no field is read in them.)
+    parsed = parse_flux_units(units)
+    assert (parsed.species, parsed.per) == ("C", per)
+    assert parsed.factor == pytest.approx(factor, rel=1e-12)
+
+
+def test_canonical_spelling_reads_back_unchanged() -> None:
+    da = xr.DataArray([1.5, -2.0], dims="x", attrs={"units": "g m-2 d-1"})
+    np.testing.assert_array_equal(to_canonical(da).values, [1.5, -2.0])
 
 
 @pytest.mark.parametrize(

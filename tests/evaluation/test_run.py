@@ -103,7 +103,7 @@ def test_regional_series_is_the_integral_of_the_field(
     expected = integral_pgc_month(nee, times, weight)
     got = monthly.sel(source=source, region=region)
     np.testing.assert_array_equal(got["time"].values, times)
-    assert monthly.attrs["units"] == "PgC month-1"
+    assert monthly.attrs["units"] == "Pg month-1"
     np.testing.assert_allclose(got.values, expected, rtol=1e-10, atol=1e-12)
     assert np.abs(expected).max() > 1e-3  # a real signal, not zeros compared with zeros
 

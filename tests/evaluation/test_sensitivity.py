@@ -13,6 +13,7 @@ import pytest
 import xarray as xr
 import yaml
 
+from fluxbridge import logs
 from fluxbridge.data.canonical import TROPICAL_REGIONS
 from fluxbridge.errors import ConfigError, FluxbridgeError
 from fluxbridge.evaluation import sensitivity as sens
@@ -85,7 +86,7 @@ def test_sensitivity_nc_dims_and_sources(sens_run):
     with xr.open_dataset(sens_run / "evaluation" / "sensitivity.nc") as ds:
         msc = ds["msc"].load()
     assert msc.dims == ("source", "region", "month")
-    assert msc.attrs["units"] == "PgC month-1"
+    assert msc.attrs["units"] == "Pg month-1"
     assert msc["month"].values.tolist() == list(range(1, 13))
     regions = [str(r) for r in msc["region"].values]
     tropical = [r for r in regions if r in TROPICAL_REGIONS]
@@ -187,7 +188,8 @@ def test_rerun_skips_trained_subsets_and_reproduces(sens_run, capsys):
     ckpt = sens_run / "train" / "ec-atm-inv-INV1" / "fold_0" / "best.ckpt"
     before = ckpt.stat().st_mtime_ns
     first = json.loads((sens_run / "evaluation" / "sensitivity.json").read_text())
-    assert sens.run_sensitivity(sens_run, SIZES, seed=0, max_folds=1) == 0
+    with logs.session():  # the console lines a user sees
+        assert sens.run_sensitivity(sens_run, SIZES, seed=0, max_folds=1) == 0
     out = capsys.readouterr().out
     assert out.count("already trained, skipped") == 6
     assert "subset size 4 skipped" in out

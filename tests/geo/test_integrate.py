@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
+from fluxbridge.data.canonical import NEE_UNITS
 from fluxbridge.errors import FluxbridgeError, SchemaError
 from fluxbridge.geo.grid import EARTH_RADIUS_M, Grid
 from fluxbridge.geo.integrate import region_land_area_m2, regional_integral_pgc, run_integrate
@@ -44,7 +45,7 @@ def test_monthly_integral_by_hand() -> None:
     nee, area, land, fraction = _inputs()
     got = regional_integral_pgc(nee, area, land, fraction, include_global=True)
     assert got.dims == ("region", "time")
-    assert got.attrs["units"] == "PgC month-1"
+    assert got.attrs["units"] == "Pg month-1"
     assert "area: sum" in got.attrs["cell_methods"]
     a0, a1 = AREA
     expected = {
@@ -82,7 +83,7 @@ def test_leading_dims_and_yearly_sums() -> None:
     monthly = regional_integral_pgc(nee, area, land, fraction)
     assert monthly.dims == ("member", "region", "time")
     yearly = regional_integral_pgc(nee, area, land, fraction, per="year")
-    assert yearly.attrs["units"] == "PgC yr-1"
+    assert yearly.attrs["units"] == "Pg yr-1"
     days = time.days_in_month.to_numpy()
     weight_b = AREA[1] * 1.0 * 0.75
     expected_2001 = (values[1, :12, 1, 0] * days[:12]).sum() * weight_b * 1e-15
@@ -134,7 +135,7 @@ def test_run_integrate_reccap2(tmp_path: Path) -> None:
     assert run_integrate(tmp_path / "in.nc", "nee", "reccap2", out) == 0
     result = open_netcdf(out)
     assert list(result["region"].values)[-1] == "GLOBAL"
-    assert result["nee"].attrs["units"] == "PgC month-1"
+    assert result["nee"].attrs["units"] == "Pg month-1"
     # independent sum over cells with the same fractions
     fraction = reccap2(COARSE, ds["land_fraction"]).fraction.sel(region="BRA").values
     area = COARSE.cell_area().values
@@ -166,7 +167,7 @@ def test_run_integrate_refusals_leave_no_output(tmp_path: Path) -> None:
     with pytest.raises(SchemaError, match="variable 'gpp': not in file"):
         run_integrate(tmp_path / "in.nc", "gpp", "reccap2", out)
     _write_input(tmp_path / "bad_units.nc", units="kgC m-2 s-1")
-    with pytest.raises(SchemaError, match="units 'kgC m-2 s-1', expected 'gC m-2 d-1'"):
+    with pytest.raises(SchemaError, match="units 'kgC m-2 s-1', expected 'g m-2 d-1'"):
         run_integrate(tmp_path / "bad_units.nc", "nee", "reccap2", out)
     assert not out.exists()
     assert not list(tmp_path.glob(".out.nc*"))
@@ -185,3 +186,30 @@ def test_run_integrate_with_mask_file(tmp_path: Path) -> None:
     area = COARSE.cell_area().values * ds["land_fraction"].values
     jan_north = (ds["nee"].values[0] * area)[COARSE.lat > 0].sum() * 31 / 1e15
     assert float(result["nee"].sel(region="region_1")[0]) == pytest.approx(jan_north)
+
+
+def test_run_integrate_without_land_fraction_counts_no_ocean(tmp_path: Path) -> None:
+    """A uniform 1 gC m-2 d-1 field with no land fraction: regions get their land, not the sea.
+
+    Published areas: Brazil 8.516 million km²; OCE = Australia 7.692 + New Zealand 0.268;
+    all land 148.9 (Antarctica included). Natural Earth's coarse polygons stay within 2-3 %.
+    """
+    grid = Grid.global_regular(4.0)
+    time = pd.date_range("2010-01-01", periods=2, freq="MS")
+    nee = xr.DataArray(
+        np.ones((2, *grid.shape)),
+        dims=("time", "lat", "lon"),
+        coords={"time": time, **grid.coords()},
+        attrs={"units": NEE_UNITS},
+    )
+    write_netcdf(xr.Dataset({"nee": nee}), tmp_path / "in.nc", action="test input")
+    run_integrate(tmp_path / "in.nc", "nee", "reccap2", tmp_path / "out.nc")
+    result = open_netcdf(tmp_path / "out.nc")
+    area_mkm2 = result["region_land_area"].to_series() / 1e12
+    assert area_mkm2["BRA"] == pytest.approx(8.516, rel=0.02)
+    assert area_mkm2["OCE"] == pytest.approx(7.692 + 0.268, rel=0.02)
+    assert area_mkm2["GLOBAL"] == pytest.approx(148.9, rel=0.03)
+    # 1 g m-2 d-1 over the region's land for January's 31 days, in Pg
+    january = float(result["nee"].sel(region="BRA")[0])
+    assert january == pytest.approx(area_mkm2["BRA"] * 1e12 * 31 / 1e15, rel=1e-9)
+    assert "country polygons" in result.attrs["land_fraction_source"]

@@ -77,7 +77,7 @@ def test_output_layout_units_and_ensemble_statistics(tiny_demo: Path) -> None:
     with xr.open_dataset(tiny_demo / "forward" / "EC.nc", engine=ENGINE) as ds:
         nee = ds["nee"]
         assert nee.dims == ("member", "time", "lat", "lon")
-        assert nee.attrs["units"] == NEE_UNITS == "gC m-2 d-1"
+        assert nee.attrs["units"] == NEE_UNITS == "g m-2 d-1"
         assert list(ds["member"].values) == ["fold_0", "fold_1"]
         months = pd.date_range(days[0], days[-1], freq="MS")
         assert months.size == 36

@@ -1,7 +1,9 @@
 """The bridge-decoupling callback: its table, the warning and the refit action."""
 
+import warnings
 from types import SimpleNamespace
 
+import pandas as pd
 import pytest
 import torch
 
@@ -13,20 +15,32 @@ from fluxbridge.training.callbacks import BridgeDecoupling, BridgeDecouplingWarn
 from fluxbridge.training.datamodules import ATMSpec, FluxDataModule
 
 
-def test_warns_and_refits_on_the_models_own_output(tiny_data, tiny_bridges):
+def test_warns_and_refits_on_the_models_own_output(tiny_data, tiny_bridges, tmp_path):
     bridges = BridgeSet.load(tiny_bridges)
     dm = FluxDataModule(tiny_data, 0, atm=ATMSpec("bridge", bridges))
     dm.setup()
     torch.manual_seed(0)
     net = NEENetwork()
     net.set_standardisation(dm.input_mean, dm.input_std)
-    callback = BridgeDecoupling(dm, bridges, max_rel_error=-1.0, action="refit")
+    table_path = tmp_path / "decoupling_epochs.csv"
+    callback = BridgeDecoupling(
+        dm, bridges, max_rel_error=-1.0, action="refit", table_path=table_path
+    )
     before = callback.table(net, dm.years)
     logged = {}
     module = SimpleNamespace(net=net, log=lambda k, v: logged.__setitem__(k, v))
     trainer = SimpleNamespace(sanity_checking=False, current_epoch=3)
-    with pytest.warns(BridgeDecouplingWarning, match="epoch 3: bridge decoupling"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an epoch logs and writes its table; it does not warn
         callback.on_validation_epoch_end(trainer, module)
+    table = pd.read_csv(table_path)
+    assert list(table["epoch"]) == [3] * len(bridges.regions)
+    assert list(table["region"]) == list(bridges.regions) and table["decoupled"].all()
+    # one warning per fit sums it up
+    with pytest.warns(
+        BridgeDecouplingWarning, match=r"bridge decoupling in 1 epochs \(first: epoch 3"
+    ):
+        callback.on_fit_end(trainer, module)
     assert {f"decoupling/{r}/rel_error" for r in bridges.regions} <= set(logged)
     assert callback.refits == [(3, r) for r in bridges.regions]
     assert all(bridges[r].fallback == "refit_ols" for r in bridges.regions)

@@ -16,6 +16,7 @@ import numpy as np
 import xarray as xr
 
 from fluxbridge.analysis.stats import PRODUCT_DIM, mean_pairwise_correlation, pearson
+from fluxbridge.data.canonical import MONTHLY_INTEGRAL_UNITS, carbon_long_name
 
 
 def msc_consistency(msc: xr.DataArray) -> xr.Dataset:
@@ -37,7 +38,10 @@ def msc_consistency(msc: xr.DataArray) -> xr.Dataset:
             "msc_spread": (
                 ("group", "region"),
                 spread,
-                {"units": "PgC month-1", "long_name": "mean across-product std of the NBP MSC"},
+                {
+                    "units": MONTHLY_INTEGRAL_UNITS,
+                    "long_name": carbon_long_name("mean across-product std of the NBP MSC"),
+                },
             ),
             "msc_pairwise_r": (
                 ("group", "region"),

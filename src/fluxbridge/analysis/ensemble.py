@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import xarray as xr
 
+from fluxbridge.data.canonical import ANNUAL_FLUX_UNITS, carbon_long_name
 from fluxbridge.geo.grid import Grid
 from fluxbridge.geo.integrate import regional_integral_pgc
 
@@ -93,12 +94,18 @@ class Ensemble:
         """(product,) fraction of the domain's land area where the product has values."""
         w = self.cell_area * self.land_fraction * self.region_fraction.isel(region=0, drop=True)
         valid = self.nee.notnull().all("time")
-        return (valid * w).sum(("lat", "lon")) / w.sum()
+        share = (valid * w).sum(("lat", "lon")) / w.sum()
+        # A ratio of areas: the cell_area attributes that xarray carried along do not apply.
+        share.attrs = {"units": "1"}
+        return share
 
 
 def monthly_to_annual_nbp_map(nee: xr.DataArray) -> xr.DataArray:
     """(…, time, lat, lon) NEE gC m-2 d-1 → (…, year, lat, lon) NBP gC m-2 yr-1 (sink > 0)."""
     days = nee["time"].dt.days_in_month.astype(np.float64)
     annual = -(nee * days).groupby("time.year").sum("time", skipna=False)
-    annual.attrs = {"units": "gC m-2 yr-1", "long_name": "NBP (positive = sink)"}
+    annual.attrs = {
+        "units": ANNUAL_FLUX_UNITS,
+        "long_name": carbon_long_name("NBP (positive = sink)"),
+    }
     return annual

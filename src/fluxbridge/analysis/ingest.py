@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import xarray as xr
-from tqdm import tqdm
 
+from fluxbridge import logs
 from fluxbridge.analysis.config import GROUPS, LoadedConfig, PartitionConfig
 from fluxbridge.analysis.ensemble import Ensemble
+from fluxbridge.data.canonical import NEE_UNITS, carbon_long_name
 from fluxbridge.data.gridded import ProductMapping, open_product, read_gridded
 from fluxbridge.data.manifest import load_manifest
 from fluxbridge.errors import ConfigError, SchemaError
@@ -317,6 +318,7 @@ def build_ensemble(lc: LoadedConfig, progress: bool = True) -> Ensemble:
         np.concatenate([f if f.ndim == 3 else f[None] for f in fractions]),
         dims=("region", "lat", "lon"),
         coords={"region": names, "partition": ("region", partitions), **grid.coords()},
+        attrs={"units": "1", "long_name": "fraction of the cell's land in each region"},
     )
     fields = {s.name: read_gridded(s.path, s.mapping) for s in sources}
     spans = {
@@ -326,7 +328,7 @@ def build_ensemble(lc: LoadedConfig, progress: bool = True) -> Ensemble:
     years, notes = analysed_years(lc, spans)
     months = _month_index(years)
     nee = np.empty((len(sources), months.size, *grid.shape))
-    for k, s in enumerate(tqdm(sources, desc="products", unit="product", disable=not progress)):
+    for k, s in enumerate(logs.progress(sources, "products", "product") if progress else sources):
         nee[k] = regrid_chunked(fields[s.name].sel(time=months), grid, s.name)
         inside = domain.values * land.values > 0
         if np.isnan(nee[k][:, inside]).all():
@@ -343,7 +345,7 @@ def build_ensemble(lc: LoadedConfig, progress: bool = True) -> Ensemble:
             **grid.coords(),
         },
         name="nee",
-        attrs={"units": "gC m-2 d-1", "long_name": "NEE (positive = source)"},
+        attrs={"units": NEE_UNITS, "long_name": carbon_long_name("NEE (positive = source)")},
     )
     return Ensemble(
         nee=da,

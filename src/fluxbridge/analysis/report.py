@@ -12,10 +12,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-from fluxbridge.reporting import Section, Table
+from fluxbridge.reporting import Figure, Section, Table
 from fluxbridge.reporting import write_report as render
 
-__all__ = ["SIGN_STATEMENT", "Section", "Table", "fmt", "pm", "write_report"]
+__all__ = ["SIGN_STATEMENT", "Figure", "Section", "Table", "fmt", "pm", "write_report"]
 
 SIGN_STATEMENT = (
     "All numbers and figures state net biome production, NBP = -NEE, positive = carbon "

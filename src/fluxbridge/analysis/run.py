@@ -24,7 +24,15 @@ from fluxbridge.analysis.aircraft import aircraft_bias, read_aircraft_table
 from fluxbridge.analysis.config import MONTH_ABBR, LoadedConfig, load_config
 from fluxbridge.analysis.ensemble import Ensemble
 from fluxbridge.analysis.ingest import build_ensemble, load_ancillary
-from fluxbridge.analysis.report import SIGN_STATEMENT, Section, Table, fmt, pm, write_report
+from fluxbridge.analysis.report import (
+    SIGN_STATEMENT,
+    Figure,
+    Section,
+    Table,
+    fmt,
+    pm,
+    write_report,
+)
 from fluxbridge.analysis.seasonal import METRICS
 from fluxbridge.errors import FluxbridgeError
 from fluxbridge.io import write_netcdf
@@ -68,8 +76,8 @@ def run_analyze(config: Path) -> int:
             sections,
             summarise(lc, ens, results),
         )
-    log.info("analysis written to %s", out)
-    print(f"analysis report: {out / 'index.html'}")
+    log.debug("analysis written to %s", out)
+    log.info(f"analysis report: {out / 'index.html'}")
     return 0
 
 
@@ -160,8 +168,10 @@ def draw_and_describe(
                 "std (ddof=1).",
             ],
             figures=[
-                ("fig03_annual_maps.png", f"Mean annual NBP {years} (Fig. 3, S3–S4)"),
-                ("fig05_peak_maps.png", f"Mean {peak} NBP (Fig. 5, S5–S6)"),
+                Figure(
+                    directory / "fig03_annual_maps.png", f"Mean annual NBP {years} (Fig. 3, S3–S4)"
+                ),
+                Figure(directory / "fig05_peak_maps.png", f"Mean {peak} NBP (Fig. 5, S5–S6)"),
             ],
         )
     )
@@ -180,7 +190,11 @@ def draw_and_describe(
                 directory / name,
                 f"{label} NBP by {part}",
             )
-            contrib_figs.append((name, f"{label[0].upper()}{label[1:]} NBP by {part} (Figs. 4, 6)"))
+            contrib_figs.append(
+                Figure(
+                    directory / name, f"{label[0].upper()}{label[1:]} NBP by {part} (Figs. 4, 6)"
+                )
+            )
     sections.append(
         Section(
             "Contributions by sub-region",
@@ -202,7 +216,9 @@ def draw_and_describe(
         figures.seasonal_cycles(
             r["seasonal_cycles"], regions, directory / name, f"Mean seasonal cycle {years}"
         )
-        msc_figs.append((name, f"Mean seasonal cycles: {', '.join(regions)} (Figs. 7–8)"))
+        msc_figs.append(
+            Figure(directory / name, f"Mean seasonal cycles: {', '.join(regions)} (Figs. 7–8)")
+        )
     sections.append(
         Section(
             "Mean seasonal cycles",
@@ -225,7 +241,7 @@ def draw_and_describe(
                 "IAV = std of the annual totals across years (ddof=1).",
             ],
             tables=[_annual_table(r["annual_totals"], dom)],
-            figures=[("fig09_annual_totals.png", "Annual NBP (Fig. 9)")],
+            figures=[Figure(directory / "fig09_annual_totals.png", "Annual NBP (Fig. 9)")],
         )
     )
 
@@ -238,7 +254,7 @@ def draw_and_describe(
                 "Anomaly = monthly NBP minus the mean of that calendar month over the period; "
                 "lines are group medians, bars the std across the group's products.",
             ],
-            figures=[("fig10_anomalies.png", "Monthly NBP anomalies (Fig. 10)")],
+            figures=[Figure(directory / "fig10_anomalies.png", "Monthly NBP anomalies (Fig. 10)")],
         )
     )
 
@@ -255,7 +271,7 @@ def draw_and_describe(
                     "ancillary fields = (event-months mean of the year − mean over years) "
                     "/ std over years.",
                 ],
-                figures=[("fig11_event.png", "Event anomalies (Fig. 11)")],
+                figures=[Figure(directory / "fig11_event.png", "Event anomalies (Fig. 11)")],
             )
         )
 
@@ -270,7 +286,9 @@ def draw_and_describe(
                 "product's NBP MSC with the regional SIF / LAI MSC (group medians shown).",
             ],
             tables=[_consistency_table(r["consistency"])],
-            figures=[("figS9_consistency.png", "Consistency of MSCs (Figs. S9–S10)")],
+            figures=[
+                Figure(directory / "figS9_consistency.png", "Consistency of MSCs (Figs. S9–S10)")
+            ],
         )
     )
 
@@ -300,8 +318,12 @@ def draw_and_describe(
                 ],
                 tables=[Table(["product", *map(str, b["band"].values)], rows)],
                 figures=[
-                    ("fig02_aircraft_bias_maps.png", "Mean bias per box (Fig. 2a–h)"),
-                    ("fig02_aircraft_bias_hist.png", "Bias histograms (Fig. 2i–j)"),
+                    Figure(
+                        directory / "fig02_aircraft_bias_maps.png", "Mean bias per box (Fig. 2a–h)"
+                    ),
+                    Figure(
+                        directory / "fig02_aircraft_bias_hist.png", "Bias histograms (Fig. 2i–j)"
+                    ),
                 ],
             )
         )

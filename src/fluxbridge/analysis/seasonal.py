@@ -17,10 +17,12 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from fluxbridge.data.canonical import MONTHLY_INTEGRAL_UNITS
+
 METRICS: dict[str, tuple[str, str]] = {
     "peak_month": ("1", "calendar month of the largest NBP of the MSC"),
-    "peak_value": ("PgC month-1", "largest NBP of the MSC (positive = sink)"),
-    "amplitude": ("PgC month-1", "max minus min of the MSC"),
+    "peak_value": (MONTHLY_INTEGRAL_UNITS, "largest NBP of the MSC (positive = sink), as carbon"),
+    "amplitude": (MONTHLY_INTEGRAL_UNITS, "max minus min of the NBP MSC, as carbon"),
     "uptake_length": ("month", "length of the run of sink months that contains the peak month"),
     "onset_month": ("1", "first month of the run of sink months that contains the peak month"),
 }

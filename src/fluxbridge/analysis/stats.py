@@ -38,10 +38,12 @@ def group_stats(da: xr.DataArray, groups: xr.DataArray | None = None) -> xr.Data
             "n": xr.concat(counts, dim),
         }
     )
-    for v in ("median", "std"):
+    # CF cell_methods may only name the variable's own dimensions; ``product`` is
+    # reduced away here, so the long_name says which statistic this is.
+    what = da.attrs.get("long_name", da.name or "value")
+    for v, stat in (("median", "median"), ("std", "standard deviation (ddof=1)")):
         out[v].attrs.update(da.attrs)
-    out["median"].attrs["cell_methods"] = "product: median"
-    out["std"].attrs["cell_methods"] = "product: standard_deviation (ddof=1)"
+        out[v].attrs["long_name"] = f"{what}: {stat} over the group's products"
     out["n"].attrs = {"long_name": "number of products with a value", "units": "1"}
     return out.drop_vars([c for c in out.coords if c not in out.dims and c != "group"])
 

@@ -21,6 +21,14 @@ from fluxbridge.analysis.consistency import msc_consistency, msc_correlation
 from fluxbridge.analysis.ensemble import Ensemble, monthly_to_annual_nbp_map
 from fluxbridge.analysis.seasonal import monthly_climatology, msc_metrics
 from fluxbridge.analysis.stats import PRODUCT_DIM, group_stats
+from fluxbridge.data.canonical import (
+    ANNUAL_FLUX_UNITS,
+    ANNUAL_INTEGRAL_UNITS,
+    MONTHLY_FLUX_UNITS,
+    MONTHLY_INTEGRAL_UNITS,
+    NEE_UNITS,
+    carbon_long_name,
+)
 from fluxbridge.errors import ConfigError
 
 NBP_ATTRS = {"positive": "sink (NBP = -NEE)"}
@@ -45,7 +53,7 @@ def _mask_outside(ens: Ensemble, da: xr.DataArray) -> xr.DataArray:
 def annual_maps(ens: Ensemble) -> xr.Dataset:
     """Mean annual NBP map per product and group (median, std), gC m-2 yr-1 (Fig. 3)."""
     mean = monthly_to_annual_nbp_map(ens.nee).mean("year")
-    mean.attrs = {"units": "gC m-2 yr-1", "long_name": "mean annual NBP"}
+    mean.attrs = {"units": ANNUAL_FLUX_UNITS, "long_name": carbon_long_name("mean annual NBP")}
     return _with_group_stats(_mask_outside(ens, mean), "nbp")
 
 
@@ -54,14 +62,21 @@ def peak_maps(ens: Ensemble, months: list[int]) -> xr.Dataset:
     days = ens.nee["time"].dt.days_in_month.astype(np.float64)
     peak = (-(ens.nee * days)).where(ens.nee["time.month"].isin(months), drop=True)
     mean = peak.mean("time", skipna=False)
-    mean.attrs = {"units": "gC m-2 month-1", "long_name": f"mean NBP of months {months}"}
+    mean.attrs = {
+        "units": MONTHLY_FLUX_UNITS,
+        "long_name": carbon_long_name(f"mean NBP of months {months}"),
+    }
     return _with_group_stats(_mask_outside(ens, mean), "nbp")
 
 
 def regional_monthly_nbp(ens: Ensemble) -> xr.DataArray:
     """(product, region, time) NBP, PgC month-1, positive = sink."""
     nbp = -ens.regional_nee()
-    nbp.attrs = {"units": "PgC month-1", "long_name": "regional NBP", **NBP_ATTRS}
+    nbp.attrs = {
+        "units": MONTHLY_INTEGRAL_UNITS,
+        "long_name": carbon_long_name("regional NBP"),
+        **NBP_ATTRS,
+    }
     return nbp
 
 
@@ -73,13 +88,16 @@ def annual_totals(monthly: xr.DataArray) -> xr.Dataset:
     (product, region) std across years (ddof = 1).
     """
     annual = monthly.groupby("time.year").sum("time", skipna=False)
-    annual.attrs = {"units": "PgC yr-1", "long_name": "annual NBP"}
+    annual.attrs = {"units": ANNUAL_INTEGRAL_UNITS, "long_name": carbon_long_name("annual NBP")}
     ds = _with_group_stats(annual, "nbp")
     mean = annual.mean("year")
-    mean.attrs = {"units": "PgC yr-1", "long_name": "mean annual NBP"}
+    mean.attrs = {"units": ANNUAL_INTEGRAL_UNITS, "long_name": carbon_long_name("mean annual NBP")}
     ds = ds.merge(_with_group_stats(mean, "nbp_mean"), compat="override")
     iav = interannual_variability(annual)
-    iav.attrs = {"units": "PgC yr-1", "long_name": "std of annual NBP across years (ddof=1)"}
+    iav.attrs = {
+        "units": ANNUAL_INTEGRAL_UNITS,
+        "long_name": carbon_long_name("std of annual NBP across years (ddof=1)"),
+    }
     return ds.merge(_with_group_stats(iav, "iav"), compat="override")
 
 
@@ -92,10 +110,16 @@ def contributions(monthly: xr.DataArray, months: list[int] | None = None) -> xr.
     """
     if months is None:
         value = monthly.groupby("time.year").sum("time", skipna=False).mean("year")
-        value.attrs = {"units": "PgC yr-1", "long_name": "mean annual NBP"}
+        value.attrs = {
+            "units": ANNUAL_INTEGRAL_UNITS,
+            "long_name": carbon_long_name("mean annual NBP"),
+        }
     else:
         value = monthly.where(monthly["time.month"].isin(months), drop=True).mean("time")
-        value.attrs = {"units": "PgC month-1", "long_name": f"mean NBP of months {months}"}
+        value.attrs = {
+            "units": MONTHLY_INTEGRAL_UNITS,
+            "long_name": carbon_long_name(f"mean NBP of months {months}"),
+        }
     share = 100.0 * value / value.isel(region=0)
     share.attrs = {"units": "%", "long_name": "share of the domain NBP"}
     return _with_group_stats(value, "nbp").merge(
@@ -111,7 +135,10 @@ def seasonal_cycles(monthly: xr.DataArray) -> xr.Dataset:
     computed from the group-median MSC.
     """
     msc = monthly_climatology(monthly)
-    msc.attrs = {"units": "PgC month-1", "long_name": "mean seasonal cycle of NBP"}
+    msc.attrs = {
+        "units": MONTHLY_INTEGRAL_UNITS,
+        "long_name": carbon_long_name("mean seasonal cycle of NBP"),
+    }
     ds = _with_group_stats(msc, "msc")
     ds = ds.merge(msc_metrics(msc), compat="override")
     group_metrics = msc_metrics(ds["msc_median"])
@@ -123,8 +150,8 @@ def anomaly_table(monthly: xr.DataArray) -> xr.Dataset:
     """Monthly NBP anomalies per product, group median and std (Fig. 10), PgC month-1."""
     anom = monthly_anomalies(monthly)
     anom.attrs = {
-        "units": "PgC month-1",
-        "long_name": "NBP minus its mean for the calendar month over the period",
+        "units": MONTHLY_INTEGRAL_UNITS,
+        "long_name": carbon_long_name("NBP minus its mean for the calendar month over the period"),
     }
     return _with_group_stats(anom, "anomaly")
 
@@ -150,14 +177,19 @@ def event_maps(
     out = xr.Dataset()
     out["delta_nbp"] = _mask_outside(ens, event_anomaly(median_nbp, year, months))
     out["delta_nbp"].attrs = {
-        "units": "gC m-2 d-1",
-        "long_name": f"NBP anomaly of the {group} median, months {months} of {year}",
+        "units": NEE_UNITS,
+        "long_name": carbon_long_name(
+            f"NBP anomaly of the {group} median, months {months} of {year}"
+        ),
         **NBP_ATTRS,
     }
     for name, field in ancillary.items():
         out[f"z_{name}"] = _mask_outside(ens, event_zscore(field, year, months))
         out[f"delta_{name}"] = _mask_outside(ens, event_anomaly(field, year, months))
-        out[f"delta_{name}"].attrs = {"units": field.attrs.get("units", "")}
+        out[f"delta_{name}"].attrs = {
+            "units": field.attrs.get("units", ""),
+            "long_name": f"{name} anomaly, months {months} of {year}",
+        }
     out.attrs.update(event_year=year, event_months=months, event_group=group)
     return out
 

@@ -32,7 +32,7 @@ import numpy as np
 import xarray as xr
 
 from fluxbridge.bridge.lasso import FitSpec, least_squares
-from fluxbridge.data.canonical import MONTHLY_INTEGRAL_UNITS
+from fluxbridge.data.canonical import MONTHLY_INTEGRAL_UNITS, carbon_long_name
 from fluxbridge.errors import SchemaError
 from fluxbridge.geo.grid import Grid
 from fluxbridge.io import open_netcdf, write_netcdf
@@ -270,7 +270,7 @@ class BridgeSet:
         out = out.assign_coords(region=self.regions).transpose("region", ...)
         out.attrs = {
             "units": MONTHLY_INTEGRAL_UNITS,
-            "long_name": "regional NEE integral from bridges",
+            "long_name": carbon_long_name("regional NEE integral from bridges"),
         }
         return out.rename("nee_region")
 
@@ -348,7 +348,7 @@ class BridgeSet:
             "bias": (
                 "region",
                 scalar("bias"),
-                {"units": self.spec.target_units, "long_name": "bias"},
+                {"units": self.spec.target_units, "long_name": carbon_long_name("bridge bias")},
             ),
             "land_area": (
                 "region",
@@ -360,7 +360,9 @@ class BridgeSet:
                 scalar("alpha"),
                 {
                     "units": self.spec.target_units,
-                    "long_name": "Lasso alpha (scikit-learn convention, unit-scale pixel series)",
+                    "long_name": carbon_long_name(
+                        "Lasso alpha (scikit-learn convention, unit-scale pixel series)"
+                    ),
                 },
             ),
             "r2_train": (
@@ -388,16 +390,24 @@ class BridgeSet:
                 per["cells"].astype(np.int64),
                 {"long_name": "index into the canonical land-cell dimension of drivers.nc"},
             ),
-            "contrib_ilat": ("contrib", per["ilat"].astype(np.int64)),
-            "contrib_ilon": ("contrib", per["ilon"].astype(np.int64)),
-            "contrib_lat": ("contrib", per["lat"], {"units": "degrees_north"}),
-            "contrib_lon": ("contrib", per["lon"], {"units": "degrees_east"}),
+            "contrib_ilat": ("contrib", per["ilat"].astype(np.int64), {"long_name": "lat index"}),
+            "contrib_ilon": ("contrib", per["ilon"].astype(np.int64), {"long_name": "lon index"}),
+            "contrib_lat": (
+                "contrib",
+                per["lat"],
+                {"units": "degrees_north", "standard_name": "latitude"},
+            ),
+            "contrib_lon": (
+                "contrib",
+                per["lon"],
+                {"units": "degrees_east", "standard_name": "longitude"},
+            ),
             "weight": (
                 "contrib",
                 per["weights"].astype(np.float64),
                 {
                     "units": self.spec.weight_units,
-                    "long_name": "bridge weight of the pixel's monthly-mean NEE",
+                    "long_name": carbon_long_name("bridge weight of the pixel's monthly-mean NEE"),
                 },
             ),
         }

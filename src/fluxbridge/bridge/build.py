@@ -40,6 +40,7 @@ import pandas as pd
 import yaml
 from joblib import Parallel, delayed
 
+from fluxbridge import logs
 from fluxbridge.bridge.bridgeset import BridgeSet, RegionBridge
 from fluxbridge.bridge.cluster import spectral_clusters, stratified_sample
 from fluxbridge.bridge.dtw import dtw_distance_matrix
@@ -51,6 +52,8 @@ from fluxbridge.data.canonical import open_canonical
 from fluxbridge.errors import FluxbridgeError
 from fluxbridge.geo.integrate import regional_integral_pgc
 from fluxbridge.io import atomic_path, open_netcdf
+
+log = logs.get(__name__)
 
 
 class BridgeFallbackWarning(UserWarning):
@@ -365,7 +368,7 @@ def run_bridges(data: Path, run: Path, config: Path | None) -> int:
         with open_netcdf(out) as old:
             same = old.attrs.get("inputs_sha256") == digest
         if same and cfg.overwrite != "always":
-            print(f"{out} is up to date (same inputs and settings); nothing to do")
+            log.info(f"{out} is up to date (same inputs and settings); nothing to do")
             return 0
         if cfg.overwrite == "never":
             raise FluxbridgeError(
@@ -440,9 +443,25 @@ def run_bridges(data: Path, run: Path, config: Path | None) -> int:
     fidelity = pd.read_csv(write_fidelity(run, data))
     if cfg.figures:
         fidelity_figure(fidelity, run / "figures" / "bridges_fidelity.png")
-    print(summary.to_string(index=False))
-    print(fidelity.to_string(index=False, float_format="%.3f"))
+    log.debug("bridges:\n" + summary.to_string(index=False))
+    log.debug("fidelity:\n" + fidelity.to_string(index=False, float_format="%.3f"))
+    log.info(_one_line(summary, fidelity, run))
     return 0
+
+
+def _one_line(summary: pd.DataFrame, fidelity: pd.DataFrame, run: Path) -> str:
+    """The bridges at a glance; the full tables are the CSV files it names."""
+    worst_r2 = summary.loc[summary["r2_cv"].idxmin()]
+    on_reference = fidelity[fidelity["field"] == "reference"]
+    worst_bias = on_reference.loc[on_reference["annual_bias_pgc_yr"].abs().idxmax()]
+    fallbacks = int((summary["fallback"] != "none").sum())
+    return (
+        f"bridges: {len(summary)} regions, {summary['n_contributing'].min()}-"
+        f"{summary['n_contributing'].max()} contributing cells, CV R² ≥ {worst_r2.r2_cv:.3f} "
+        f"({worst_r2.region}), {fallbacks} fallbacks; on the reference worst |annual bias| "
+        f"{abs(worst_bias.annual_bias_pgc_yr):.3f} PgC/yr ({worst_bias.region}); tables: "
+        f"{run / 'bridges_summary.csv'}, {run / 'bridges_fidelity.csv'}"
+    )
 
 
 def _summary_row(

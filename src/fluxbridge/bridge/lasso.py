@@ -34,6 +34,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Lasso
 from sklearn.metrics import r2_score
 
+from fluxbridge.data.canonical import DAILY_INTEGRAL_UNITS, MONTHLY_INTEGRAL_UNITS, NEE_UNITS
 from fluxbridge.geo.integrate import GRAMS_PER_PETAGRAM
 
 MEAN_DAYS_PER_MONTH = 365.25 / 12.0
@@ -68,11 +69,11 @@ class FitSpec:
 
     @property
     def weight_units(self) -> str:
-        return f"{self.target_units} (gC m-2 d-1)-1"
+        return f"{self.target_units} ({NEE_UNITS})-1"
 
     @property
     def target_units(self) -> str:
-        return "PgC d-1" if self.per_day else "PgC month-1"
+        return DAILY_INTEGRAL_UNITS if self.per_day else MONTHLY_INTEGRAL_UNITS
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,47 @@ from fluxbridge.io import open_netcdf
 
 SCHEMA_VERSION = 1
 
-NEE_UNITS = "gC m-2 d-1"
-ANNUAL_INTEGRAL_UNITS = "PgC yr-1"
-MONTHLY_INTEGRAL_UNITS = "PgC month-1"
+# Units written on disk (docs/canonical_dataset.md, "Units on disk"). UDUNITS, and so
+# cf-units, CDO and ILAMB, has no "gC": a unit there is a plain mass, so the carbon
+# basis is said in each variable's long_name ("... as carbon") instead. UDUNITS' month
+# is 1/12 year; the monthly values are totals over each calendar month all the same.
+NEE_UNITS = "g m-2 d-1"
+ANNUAL_FLUX_UNITS = "g m-2 yr-1"
+MONTHLY_FLUX_UNITS = "g m-2 month-1"
+DAILY_INTEGRAL_UNITS = "Pg d-1"
+MONTHLY_INTEGRAL_UNITS = "Pg month-1"
+ANNUAL_INTEGRAL_UNITS = "Pg yr-1"
+#: Every carbon-flux spelling above: a bare mass in one of these is a mass of carbon.
+CARBON_UNITS: frozenset[str] = frozenset(
+    (
+        NEE_UNITS,
+        ANNUAL_FLUX_UNITS,
+        MONTHLY_FLUX_UNITS,
+        DAILY_INTEGRAL_UNITS,
+        MONTHLY_INTEGRAL_UNITS,
+        ANNUAL_INTEGRAL_UNITS,
+    )
+)
+#: The spellings fluxbridge wrote before its outputs were CF-checked (not UDUNITS-parsable);
+#: files that carry them still open and validate.
+LEGACY_UNITS: dict[str, str] = {
+    "gC m-2 d-1": NEE_UNITS,
+    "gC m-2 yr-1": ANNUAL_FLUX_UNITS,
+    "gC m-2 month-1": MONTHLY_FLUX_UNITS,
+    "PgC d-1": DAILY_INTEGRAL_UNITS,
+    "PgC month-1": MONTHLY_INTEGRAL_UNITS,
+    "PgC yr-1": ANNUAL_INTEGRAL_UNITS,
+}
+
+
+def carbon_long_name(what: str) -> str:
+    """``what`` with the carbon basis that the units cannot carry (UDUNITS has no "gC")."""
+    return f"{what}, as carbon"
+
+
+def units_match(found: object, expected: str) -> bool:
+    """True when a ``units`` attribute is ``expected`` or its legacy spelling."""
+    return found == expected or (isinstance(found, str) and LEGACY_UNITS.get(found) == expected)
 
 
 @dataclass(frozen=True)
@@ -225,7 +263,7 @@ def validate_file(ds: xr.Dataset, spec: FileSpec, path: Path) -> None:
         da = ds[name]
         if tuple(da.dims) != var.dims:
             raise SchemaError(path, name, f"dims {tuple(da.dims)}, expected {var.dims}")
-        if var.units is not None and da.attrs.get("units") != var.units:
+        if var.units is not None and not units_match(da.attrs.get("units"), var.units):
             raise SchemaError(
                 path, name, f"units {da.attrs.get('units')!r}, expected {var.units!r}"
             )

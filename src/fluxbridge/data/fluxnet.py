@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from fluxbridge.data.canonical import NEE_UNITS
+from fluxbridge.data.canonical import NEE_UNITS, carbon_long_name
 from fluxbridge.data.units import parse_flux_units
 from fluxbridge.errors import ConfigError, SchemaError
 from fluxbridge.io import write_netcdf
@@ -337,7 +337,7 @@ def build_site_dataset(
     attrs = {
         "nee_obs": {
             "units": NEE_UNITS,
-            "long_name": "net ecosystem exchange, daily (positive = source)",
+            "long_name": carbon_long_name("net ecosystem exchange, daily (positive = source)"),
             "cell_methods": "time: mean",
         },
         "nee_qc_fraction": {

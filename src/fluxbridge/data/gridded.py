@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from fluxbridge.data.canonical import NEE_UNITS
+from fluxbridge.data.canonical import NEE_UNITS, carbon_long_name, units_match
 from fluxbridge.data.units import check_sign, to_canonical
 from fluxbridge.errors import ConfigError, SchemaError
 from fluxbridge.geo.grid import Grid, normalise_lon
@@ -102,6 +102,19 @@ def open_product(path: str | Path, chunks: dict[str, int] | None = None) -> xr.D
             raise first from None
 
 
+def _time_chunks(path: Path, mapping: ProductMapping) -> dict[str, int]:
+    """About 12 time steps per chunk, in whole stored chunks: splitting a stored chunk
+    would read it once per piece (and xarray warns about it)."""
+    with open_product(path) as ds:
+        var = ds.variables.get(mapping.variable)
+        stored = var.encoding.get("chunksizes") if var is not None else None
+        dims = var.dims if var is not None else ()
+    if stored and mapping.time_name in dims:
+        step = int(stored[dims.index(mapping.time_name)])
+        return {mapping.time_name: step * max(1, -(-12 // step))}
+    return {mapping.time_name: 12}
+
+
 def read_gridded(
     path: str | Path, mapping: ProductMapping, *, chunks: dict[str, int] | None = None
 ) -> xr.DataArray:
@@ -109,10 +122,10 @@ def read_gridded(
 
     Returns a DataArray in gC m-2 d-1, positive = source, ascending lat, lon in
     [-180, 180), ``time`` = month starts (datetime64). Stays lazy (dask) with
-    ``chunks`` (default 12 time steps per chunk).
+    ``chunks`` (default about 12 time steps per chunk, in whole stored chunks).
     """
     path = Path(path)
-    ds = open_product(path, chunks if chunks is not None else {mapping.time_name: 12})
+    ds = open_product(path, chunks if chunks is not None else _time_chunks(path, mapping))
     if mapping.variable not in ds.variables:
         raise SchemaError(
             path, mapping.variable, f"missing variable; the file has {sorted(map(str, ds))}"
@@ -142,7 +155,7 @@ def read_gridded(
     out.name = "nee"
     out.attrs.update(
         units=NEE_UNITS,
-        long_name="net ecosystem exchange (positive = source)",
+        long_name=carbon_long_name("net ecosystem exchange (positive = source)"),
         cell_methods="time: mean",
         source=f"{path.name}:{mapping.variable}",
     )
@@ -295,7 +308,7 @@ def subtract_fire(nee: xr.DataArray, fire: xr.DataArray) -> xr.DataArray:
     a :class:`SchemaError`. NaN in either gives NaN (no silent zero fill).
     """
     for name, da in (("nee", nee), ("fire", fire)):
-        if da.attrs.get("units") != NEE_UNITS:
+        if not units_match(da.attrs.get("units"), NEE_UNITS):
             raise SchemaError(
                 "<memory>", name, f"units {da.attrs.get('units')!r}, expected {NEE_UNITS!r}"
             )

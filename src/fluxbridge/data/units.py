@@ -1,4 +1,4 @@
-"""Conversion of carbon flux fields to the canonical NEE units, gC m-2 d-1, positive = source.
+"""Conversion of carbon flux fields to the canonical NEE units (g m-2 d-1 of carbon, + = source).
 
 Units strings are parsed with pint after two rewrites pint cannot do itself:
 
@@ -13,6 +13,9 @@ Units strings are parsed with pint after two rewrites pint cannot do itself:
 A per-grid-cell total (``PgC cell-1 month-1``) is divided by the exact cell area.
 A bare mass (``kg m-2 s-1``) is refused: it does not say whether it is carbon or
 CO2; write ``kgC m-2 s-1`` or ``kgCO2 m-2 s-1`` in the product mapping instead.
+The one exception is the project's own on-disk spellings (``g m-2 d-1``,
+``Pg month-1``, ... :data:`~fluxbridge.data.canonical.CARBON_UNITS`), which are
+carbon by the canonical schema; so a canonical file reads back as what it is.
 
 Molar masses (g mol-1): C 12.011, CO2 44.009 (12.011 + 2 × 15.999), standard
 atomic weights (IUPAC conventional values). Hence 1 µmol CO2 m-2 s-1 =
@@ -31,7 +34,7 @@ import pandas as pd
 import pint
 import xarray as xr
 
-from fluxbridge.data.canonical import NEE_UNITS
+from fluxbridge.data.canonical import CARBON_UNITS, NEE_UNITS
 from fluxbridge.errors import ConfigError
 
 MOLAR_MASS_C = 12.011  # g mol-1
@@ -46,7 +49,8 @@ ACCEPTED = (
     "(gC, kgC, PgC, gCO2, kgCO2, ...) or amount of CO2/C (mol, umol, µmol, umolCO2, ...), "
     "per m-2 / m2 / ha or per cell (cell-1), per s / d / day / month / yr; e.g. "
     "'gC m-2 d-1', 'kgC m-2 s-1', 'umol CO2 m-2 s-1', 'mol m-2 s-1', 'kgCO2 m-2 s-1', "
-    "'gC m-2 month-1', 'PgC cell-1 month-1', 'gC cell-1 yr-1'"
+    "'gC m-2 month-1', 'PgC cell-1 month-1', 'gC cell-1 yr-1', and the canonical "
+    "'g m-2 d-1' (carbon)"
 )
 
 #: Attributes that describe the old values and would be wrong after conversion.
@@ -120,6 +124,8 @@ def parse_flux_units(units: str) -> FluxUnits:
     if not isinstance(units, str) or not units.strip():
         raise ConfigError(f"units {units!r}: empty; expected {ACCEPTED}")
     expr, species = _rewrite(units.strip())
+    if species is None and units.strip() in CARBON_UNITS:
+        species = "C"
     ureg = _registry()
     try:
         quantity = ureg.parse_expression(expr)
@@ -198,7 +204,7 @@ def to_canonical(
     cell_area: xr.DataArray | None = None,
     time: str = "time",
 ) -> xr.DataArray:
-    """Convert a carbon flux field to gC m-2 d-1, positive = source.
+    """Convert a carbon flux field to g m-2 d-1 of carbon (:data:`NEE_UNITS`), positive = source.
 
     Parameters
     ----------

@@ -16,7 +16,13 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from fluxbridge.data.canonical import MONTHLY_INTEGRAL_UNITS, CanonicalDataset
+from fluxbridge.data.canonical import (
+    ANNUAL_FLUX_UNITS,
+    ANNUAL_INTEGRAL_UNITS,
+    MONTHLY_INTEGRAL_UNITS,
+    CanonicalDataset,
+    carbon_long_name,
+)
 from fluxbridge.geo.integrate import regional_integral_pgc
 from fluxbridge.io import ENGINE, write_netcdf
 
@@ -83,7 +89,7 @@ def regional_monthly(
     result.name = "nee"
     result.attrs = {
         "units": MONTHLY_INTEGRAL_UNITS,
-        "long_name": "regional monthly integral of NEE (positive = source)",
+        "long_name": carbon_long_name("regional calendar-month total of NEE (positive = source)"),
         "cell_methods": "area: sum time: sum",
     }
     if out is not None:
@@ -99,7 +105,7 @@ def annual_totals(monthly: xr.DataArray) -> xr.DataArray:
     counts = monthly["time"].dt.year.to_series().value_counts()
     full_years = sorted(int(y) for y, n in counts.items() if n == 12)
     annual = monthly.groupby("time.year").sum("time", skipna=False)
-    return annual.sel(year=full_years).assign_attrs(units="PgC yr-1")
+    return annual.sel(year=full_years).assign_attrs(units=ANNUAL_INTEGRAL_UNITS)
 
 
 def annual_maps(nee: xr.DataArray) -> xr.DataArray:
@@ -108,4 +114,5 @@ def annual_maps(nee: xr.DataArray) -> xr.DataArray:
     The mean of the months of each year times 365.25 d (months weigh alike, as the
     report's maps always have; the spread of month lengths moves it by < 1 %).
     """
-    return (nee.groupby("time.year").mean("time") * DAYS_PER_YEAR).assign_attrs(units="gC m-2 yr-1")
+    annual = nee.groupby("time.year").mean("time") * DAYS_PER_YEAR
+    return annual.assign_attrs(units=ANNUAL_FLUX_UNITS)

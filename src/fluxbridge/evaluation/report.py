@@ -14,7 +14,7 @@ from fluxbridge.data.canonical import TROPICAL_REGIONS, CanonicalDataset
 from fluxbridge.evaluation import figures
 from fluxbridge.evaluation.regional import GLOBAL, NO_REGION, annual_maps
 from fluxbridge.io import ENGINE
-from fluxbridge.reporting import Figure, Section, Table, fmt, write_report
+from fluxbridge.reporting import Figure, Link, Section, Table, fmt, write_report
 
 IAV_DRIVERS = 3  # regions named in the IAV paragraph
 REGION_NOTE = (
@@ -225,8 +225,34 @@ def _decoupling_section(run: Path) -> Section | None:
     )
 
 
+# What `invoke bridges` draws into RUN/figures/ (bridge/figures.py), shown where they exist:
+# the bridges stage writes no page of its own, so its figures are read here.
+BRIDGE_FIGURES = (
+    (
+        "inclusion_map.png",
+        "Robustness runs in which each pixel contributed (log10; Upton Fig. B2).",
+    ),
+    (
+        "r2_by_region.png",
+        "Training and CV R² of each region's bridge against the threshold; "
+        "fallback regions hatched.",
+    ),
+    (
+        "pft_contributing.png",
+        "Majority PFT of all contributing pixels; black outlines: the "
+        "share among all land pixels (Upton Fig. B3).",
+    ),
+    (
+        "pft_by_region.png",
+        "Majority-PFT composition of each region's contributing pixels (Upton Fig. B4).",
+    ),
+)
+BRIDGE_FILES = ("bridges_fidelity.csv", "bridges_summary.csv", "bridges_config.yaml")
+
+
 def _fidelity_section(run: Path, root: Path) -> Section | None:
-    """RUN/bridges_fidelity.csv: the bridges on fields they were not fitted on."""
+    """RUN/bridges_fidelity.csv: the bridges on fields they were not fitted on, and the
+    bridges' own figures and tables."""
     path = run / "bridges_fidelity.csv"
     if not path.exists():
         return None
@@ -238,21 +264,27 @@ def _fidelity_section(run: Path, root: Path) -> Section | None:
         for field, group in worst
     ]  # fmt: skip
     return Section(
-        "Bridge fidelity (bridge vs exact integral)",
+        "Bridges: fidelity (bridge vs exact integral) and diagnostics (Figs. B2–B4)",
         [
             "Each field's regional integral from the bridges (contributing cells only) against "
             "the exact integral over every cell: the reference the bridges were fitted on, "
             "the reference plus a uniform offset and plus a latitudinal gradient, the truth "
-            "(twin world) and every trained model's mean map. Full table: "
-            "`bridges_fidelity.csv` in the run folder."
+            "(twin world) and every trained model's mean map. The full tables of the run "
+            "folder are linked below the figures."
         ],
         [Table(["field", "max |annual bias| (PgC/yr)", "in region", "min monthly R²"], rows)],
         [
             Figure(
                 fidelity_figure(table, root / "bridges_fidelity.png"),
                 "Annual bias (bridge − exact, PgC/yr) per region and field.",
-            )
+            ),
+            *[
+                Figure(run / "figures" / name, caption)
+                for name, caption in BRIDGE_FIGURES
+                if (run / "figures" / name).is_file()
+            ],
         ],
+        [Link(run / name, name) for name in BRIDGE_FILES if (run / name).is_file()],
     )
 
 

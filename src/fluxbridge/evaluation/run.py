@@ -10,6 +10,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from fluxbridge import logs
 from fluxbridge.bridge.fidelity import write_fidelity
 from fluxbridge.data.canonical import DRIVER_NAMES, CanonicalDataset
 from fluxbridge.errors import FluxbridgeError, SchemaError
@@ -21,6 +22,8 @@ from fluxbridge.geo.grid import Grid
 from fluxbridge.inference.members import load_members, model_dirs, run_dataset, trained_models
 from fluxbridge.io import ENGINE, atomic_path
 from fluxbridge.training.run import ATM_YEARS_FILE
+
+log = logs.get(__name__)
 
 
 def site_predictions(data: CanonicalDataset, run: Path, model: str) -> np.ndarray:
@@ -224,5 +227,5 @@ def truth_scores(
 def run_evaluate(run: Path) -> int:
     """Entry point of `invoke evaluate`."""
     evaluate_run(run)
-    print(f"wrote {run / 'evaluation' / 'metrics.json'} and {run / 'report' / 'index.html'}")
+    log.info(f"wrote {run / 'evaluation' / 'metrics.json'} and {run / 'report' / 'index.html'}")
     return 0

@@ -34,7 +34,13 @@ import numpy as np
 import xarray as xr
 import yaml
 
-from fluxbridge.data.canonical import MONTHLY_INTEGRAL_UNITS, TROPICAL_REGIONS, CanonicalDataset
+from fluxbridge import logs
+from fluxbridge.data.canonical import (
+    MONTHLY_INTEGRAL_UNITS,
+    TROPICAL_REGIONS,
+    CanonicalDataset,
+    carbon_long_name,
+)
 from fluxbridge.errors import ConfigError, FluxbridgeError
 from fluxbridge.evaluation import metrics
 from fluxbridge.evaluation.regional import AGGREGATES, GLOBAL, integrate_field
@@ -44,6 +50,8 @@ from fluxbridge.reporting import Figure, Section, Table
 from fluxbridge.training.checkpoint import read_checkpoint
 from fluxbridge.training.folds import folds_to_train
 from fluxbridge.training.run import model_dir_name
+
+log = logs.get(__name__)
 
 BASE_MODEL = "ec-atm"
 FULL_MODEL = display_name(BASE_MODEL)
@@ -214,7 +222,7 @@ def train_subset(run: Path, base: BaseSetup, subset: Subset, folds: list[int]) -
     directory = run / "train" / subset.model_dir(base.integral)
     max_epochs = int(base.train["max_epochs"])
     if _is_complete(directory, folds, max_epochs):
-        print(f"{directory.name}: already trained, skipped")
+        log.info(f"{directory.name}: already trained, skipped")
         return False
     _check_same_setup(directory, base, subset)
     with tempfile.TemporaryDirectory() as tmp:
@@ -304,8 +312,12 @@ def sensitivity_msc(
     msc.name = "msc"
     msc.attrs = {
         "units": MONTHLY_INTEGRAL_UNITS,
-        "long_name": "mean seasonal cycle of regional monthly NEE (positive = source)",
-        "cell_methods": "area: sum time: sum within months time: mean over years",
+        "long_name": carbon_long_name(
+            "mean seasonal cycle of regional calendar-month totals of NEE (positive = source)"
+        ),
+        # CF's "within months ... over years" needs a climatological time axis; this one
+        # is a plain month dimension, so the method names it.
+        "cell_methods": "area: sum month: mean (comment: over years of calendar-month totals)",
     }
     msc["n_inversions"].attrs = {"long_name": "number of inversions constraining the source"}
     msc["subset"].attrs = {"long_name": "inversion members of the source, joined by '+'"}
@@ -395,7 +407,7 @@ def run_sensitivity(run: Path, subsets: list[int], seed: int, max_folds: int | N
     folds = subset_folds(base, data, max_folds)
     drawn, skipped = draw_subsets(members, subsets, seed)
     for k in skipped:
-        print(
+        log.info(
             f"subset size {k} skipped: the ensemble has {len(members)} inversions, and a subset "
             f"must be smaller (the full ensemble is {BASE_MODEL} itself)"
         )
@@ -446,7 +458,7 @@ def run_sensitivity(run: Path, subsets: list[int], seed: int, max_folds: int | N
     }
     with atomic_path(eval_dir / "sensitivity.json", overwrite=True) as tmp:
         tmp.write_text(json.dumps(summary, indent=1))
-    print(f"wrote {eval_dir / 'sensitivity.nc'}, {eval_dir / 'sensitivity.json'} and figures")
+    log.info(f"wrote {eval_dir / 'sensitivity.nc'}, {eval_dir / 'sensitivity.json'} and figures")
     return 0
 
 

@@ -20,7 +20,13 @@ from typing import Literal
 import numpy as np
 import xarray as xr
 
-from fluxbridge.data.canonical import MONTHLY_INTEGRAL_UNITS, NEE_UNITS
+from fluxbridge.data.canonical import (
+    ANNUAL_INTEGRAL_UNITS,
+    MONTHLY_INTEGRAL_UNITS,
+    NEE_UNITS,
+    carbon_long_name,
+    units_match,
+)
 from fluxbridge.errors import FluxbridgeError, SchemaError
 from fluxbridge.geo.grid import Grid, normalise_lon
 from fluxbridge.io import open_netcdf, write_netcdf
@@ -139,12 +145,12 @@ def regional_integral_pgc(
         result = result.groupby("time.year").sum(skipna=False)
         incomplete = months[months < 12].index.to_numpy()
         result = result.where(~result["year"].isin(incomplete))
-        units, time_method = "PgC yr-1", "time: sum (12 months)"
+        units, time_method = ANNUAL_INTEGRAL_UNITS, "time: sum (12 months)"
     else:
         units, time_method = MONTHLY_INTEGRAL_UNITS, "time: sum (days of month)"
     return result.assign_attrs(
         units=units,
-        long_name=f"regional integral of {nee.name or 'NEE'}",
+        long_name=carbon_long_name(f"regional integral of {nee.name or 'NEE'}"),
         cell_methods=f"area: sum where land {time_method}",
         comment="positive = net flux to the atmosphere (source)",
     )
@@ -157,20 +163,22 @@ def _grid_of(ds: xr.Dataset, path: Path) -> tuple[xr.Dataset, Grid]:
     return ds, Grid.from_dataset(ds, path)
 
 
-def _land_fraction(ds: xr.Dataset, input: Path, grid: Grid) -> xr.DataArray:
-    """Land fraction from the input, else the canonical grid.nc beside it, else 1 everywhere.
-
-    With 1 everywhere the region fractions (shares of cell area inside the
-    region polygons) alone decide how much of each cell counts.
+def _land_fraction(ds: xr.Dataset, input: Path, grid: Grid) -> tuple[xr.DataArray, str]:
+    """Land fraction and where it came from: the input, else the canonical grid.nc beside it,
+    else the country polygons (so that a coastal region never counts the ocean around it).
     """
     if "land_fraction" in ds:
-        return ds["land_fraction"]
+        return ds["land_fraction"], f"land_fraction of {input.name}"
     sibling = input.parent / "grid.nc"
     if sibling.exists() and sibling != input:
         grid_ds, sibling_grid = _grid_of(open_netcdf(sibling), sibling)
         if "land_fraction" in grid_ds and sibling_grid.same_as(grid):
-            return grid_ds["land_fraction"].assign_coords(ds[["lat", "lon"]].coords)
-    return xr.ones_like(grid.cell_area())
+            land = grid_ds["land_fraction"].assign_coords(ds[["lat", "lon"]].coords)
+            return land, f"land_fraction of {sibling}"
+    from fluxbridge.geo.regions import polygon_land_fraction
+
+    land = polygon_land_fraction(grid).assign_coords(ds[["lat", "lon"]].coords)
+    return land, "share of each cell inside the country polygons (no land fraction given)"
 
 
 def run_integrate(input: Path, variable: str, regions: str, out: Path) -> int:
@@ -188,7 +196,7 @@ def run_integrate(input: Path, variable: str, regions: str, out: Path) -> int:
     if variable not in ds:
         raise SchemaError(input, variable, f"not in file (variables: {sorted(map(str, ds))})")
     nee = ds[variable]
-    if nee.attrs.get("units") != NEE_UNITS:
+    if not units_match(nee.attrs.get("units"), NEE_UNITS):
         raise SchemaError(
             input, variable, f"units {nee.attrs.get('units')!r}, expected {NEE_UNITS!r}"
         )
@@ -197,7 +205,7 @@ def run_integrate(input: Path, variable: str, regions: str, out: Path) -> int:
     if not np.issubdtype(nee["time"].dtype, np.datetime64):
         raise SchemaError(input, "time", "must decode to datetimes (standard calendar)")
 
-    land = _land_fraction(ds, input, grid)
+    land, land_source = _land_fraction(ds, input, grid)
     if regions == "reccap2":
         region_set = reccap2(grid, land)
     else:
@@ -230,6 +238,7 @@ def run_integrate(input: Path, variable: str, regions: str, out: Path) -> int:
         }
     )
     result["region"].attrs.update(long_name="region abbreviation")
+    result.attrs["land_fraction_source"] = land_source
     write_netcdf(
         result,
         out,

@@ -299,6 +299,22 @@ def reccap2(grid: Grid, land_fraction: xr.DataArray | None = None) -> RegionSet:
     )
 
 
+def polygon_land_fraction(grid: Grid) -> xr.DataArray:
+    """(lat, lon) share of each cell's area inside any country polygon (Antarctica included).
+
+    The land fraction to use when a field comes without one: it keeps the ocean
+    around a coastal region out of that region's integral.
+    """
+    area = _reccap2_area_fractions(_grid_key(grid)).sum(axis=0)
+    return xr.DataArray(
+        np.clip(area, 0.0, 1.0),
+        dims=("lat", "lon"),
+        coords=grid.coords(),
+        name="land_fraction",
+        attrs={"units": "1", "long_name": "fraction of cell area inside country polygons"},
+    )
+
+
 @functools.cache
 def _country_fraction(key: tuple[bytes, bytes], iso3: str) -> np.ndarray:
     grid = Grid(np.frombuffer(key[0]), np.frombuffer(key[1]))

@@ -20,11 +20,18 @@ import numpy as np
 import pandas as pd
 import torch
 import xarray as xr
-from tqdm import tqdm
 
-from fluxbridge.data.canonical import DRIVER_NAMES, NEE_UNITS, CanonicalDataset
+from fluxbridge import logs
+from fluxbridge.data.canonical import (
+    DRIVER_NAMES,
+    NEE_UNITS,
+    CanonicalDataset,
+    carbon_long_name,
+)
 from fluxbridge.errors import FluxbridgeError
 from fluxbridge.io import ENGINE, write_netcdf
+
+log = logs.get(__name__)
 
 Member = Callable[[torch.Tensor], torch.Tensor]
 """A trained member: raw drivers (N, 10) float32 → NEE (N,) in gC m-2 d-1."""
@@ -184,7 +191,8 @@ def forward_run(
     if dask:
         _run_on_dask(one, todo, dask)
     else:
-        for year in tqdm(todo, desc=f"forward {model_name}", disable=not progress, unit="year"):
+        years = logs.progress(todo, f"forward {model_name}", "year") if progress else todo
+        for year in years:
             one(year)
 
     _merge_parts(part_dir, plan, out, model_name=model_name, daily=daily, grid_ds=grid_ds)
@@ -235,24 +243,33 @@ def _merge_parts(
     with xr.open_mfdataset(
         parts, engine=ENGINE, combine="nested", concat_dim="time", chunks={}
     ) as ds:
+        time_method = "time: mean" if not daily else "time: point"
         nee = ds["nee"]
         nee.attrs = {
             "units": NEE_UNITS,
-            "long_name": "net ecosystem exchange (positive = source to the atmosphere)",
-            "cell_methods": "time: mean" if not daily else "time: point",
+            "long_name": carbon_long_name(
+                "net ecosystem exchange (positive = source to the atmosphere)"
+            ),
+            "cell_methods": time_method,
         }
-        mean = nee.mean("member")
-        std = nee.std("member")
+        # CF cell_methods may only name the variable's own dimensions; ``member`` is
+        # reduced away in the ensemble statistics, so their long_names say it instead.
+        # skipna=False: members share their NaN cells (ocean), and a NaN-skipping mean
+        # there divides 0 by 0 count; a member missing a land cell must not bias the mean.
+        mean = nee.mean("member", skipna=False)
+        std = nee.std("member", skipna=False)
         result = xr.Dataset(
             {
                 "nee": nee,
                 "nee_mean": mean.assign_attrs(
-                    units=NEE_UNITS, long_name="ensemble mean NEE", cell_methods="member: mean"
+                    units=NEE_UNITS,
+                    long_name=carbon_long_name("ensemble mean NEE over members"),
+                    cell_methods=time_method,
                 ),
                 "nee_std": std.assign_attrs(
                     units=NEE_UNITS,
-                    long_name="ensemble standard deviation of NEE (ddof=0)",
-                    cell_methods="member: standard_deviation",
+                    long_name=carbon_long_name("standard deviation of NEE over members (ddof=0)"),
+                    cell_methods=time_method,
                 ),
             },
         )
@@ -294,5 +311,5 @@ def run_forward(
             dask=dask,
             provenance={"checkpoints": [str(k) for k in members]},
         )
-        print(f"wrote {out}")
+        log.info(f"wrote {out}")
     return 0

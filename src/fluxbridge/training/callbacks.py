@@ -6,8 +6,10 @@ few contributing cells) and the model's full integral (over every land cell)
 part ways: the ATM loss falls while the real integral drifts. At each validation
 epoch this callback compares both, per region over the months of the held-out
 years, logs ``decoupling/<region>/rel_error`` and ``decoupling/<region>/corr``,
-warns beyond the thresholds, and with ``action="refit"`` refits the region's
-bridge on the model's own output and continues.
+appends the table to ``table_path`` (every epoch, every region), and with
+``action="refit"`` refits the regions beyond the thresholds on the model's own
+output and continues. One warning at the end of the fit sums up the epochs with
+decoupling, so a 30-epoch log is not 30 tables long.
 
 relative error = mean_m |bridge − exact| / mean_m |exact|; corr = Pearson r over months
 (:func:`fluxbridge.bridge.fidelity.compare_integrals`, the same computation as the
@@ -16,7 +18,10 @@ bridge fidelity table).
 
 from __future__ import annotations
 
+import time
 import warnings
+from collections import Counter
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -24,9 +29,12 @@ import pandas as pd
 import pytorch_lightning as pl
 import torch
 
+from fluxbridge import logs
 from fluxbridge.bridge.fidelity import compare_integrals
 from fluxbridge.models.network import BridgeLike, NEENetwork
 from fluxbridge.training.datamodules import FluxDataModule
+
+log = logs.get(__name__)
 
 ACTIONS = ("warn", "refit")
 
@@ -46,11 +54,14 @@ class BridgeDecoupling(pl.Callback):
         max_rel_error: float = 0.1,
         min_corr: float = 0.9,
         action: Literal["warn", "refit"] = "warn",
+        table_path: Path | None = None,
     ) -> None:
         self.dm, self.bridges = datamodule, bridges
         self.max_rel_error, self.min_corr, self.action = max_rel_error, min_corr, action
+        self.table_path = table_path
         self._cache: dict[int, dict[str, Any]] = {}
         self.refits: list[tuple[int, str]] = []
+        self.decoupled: list[tuple[int, list[str]]] = []
         # rows of the data module's regions in the bridges' order
         self.rows = [datamodule.regions.index(r) for r in bridges.regions]
 
@@ -102,17 +113,44 @@ class BridgeDecoupling(pl.Callback):
             pl_module.log(f"decoupling/{row.region}/rel_error", float(row.rel_error))
             pl_module.log(f"decoupling/{row.region}/corr", float(row.corr))
         bad = table[(table["rel_error"] > self.max_rel_error) | (table["corr"] < self.min_corr)]
+        self._append(table.assign(decoupled=table["region"].isin(bad["region"])), trainer)
         if bad.empty:
             return
+        epoch = trainer.current_epoch
+        self.decoupled.append((epoch, list(bad.region)))
+        log.debug(f"epoch {epoch}: bridge decoupling in {', '.join(bad.region)}")
+        if self.action == "refit":
+            self._refit(net, list(bad.region), epoch)
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # a fresh fit starts a fresh table; a resumed one appends to it
+        if self.table_path is not None and trainer.ckpt_path is None:
+            self.table_path.unlink(missing_ok=True)
+
+    def _append(self, table: pd.DataFrame, trainer: pl.Trainer) -> None:
+        """Append this epoch's rows to the table file (an append-only log, like metrics.csv)."""
+        if self.table_path is None:
+            return
+        rows = table.assign(epoch=trainer.current_epoch)[["epoch", *table.columns]]
+        new = not self.table_path.exists()
+        with self.table_path.open("a") as fh:
+            rows.to_csv(fh, header=new, index=False, float_format="%.6g")
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self.decoupled:
+            return
+        counts = Counter(r for _, regions in self.decoupled for r in regions)
+        first, regions = self.decoupled[0]
+        where = f"; per-epoch tables in {self.table_path}" if self.table_path else ""
+        refits = f", {len(self.refits)} refits" if self.action == "refit" else ""
         warnings.warn(
-            f"epoch {trainer.current_epoch}: bridge decoupling in {', '.join(bad.region)} "
-            f"(rel_error > {self.max_rel_error} or corr < {self.min_corr}):\n"
-            + bad.to_string(index=False),
+            f"bridge decoupling in {len(self.decoupled)} epochs (first: epoch {first}, "
+            f"{', '.join(regions)}; most often: "
+            + ", ".join(f"{r} {n}×" for r, n in counts.most_common(3))
+            + f"; rel_error > {self.max_rel_error} or corr < {self.min_corr}{refits}){where}",
             BridgeDecouplingWarning,
             stacklevel=2,
         )
-        if self.action == "refit":
-            self._refit(net, list(bad.region), trainer.current_epoch)
 
     def _refit(self, net: NEENetwork, regions: list[str], epoch: int) -> None:
         """Refit the decoupled regions on the model's own output over every ATM year."""
@@ -122,6 +160,44 @@ class BridgeDecoupling(pl.Callback):
                 region, nee_cells, exact[list(self.bridges.regions).index(region)], days
             )
             self.refits.append((epoch, region))
+
+
+class EpochLog(pl.Callback):
+    """A DEBUG line per epoch (the metrics) and an INFO line per fit (epochs, best, time).
+
+    Epochs count from 0, as in Lightning's metrics.csv.
+    """
+
+    def __init__(self, label: str, monitor: str = "val/loss") -> None:
+        self.label, self.monitor = label, monitor
+        self.scores: list[tuple[int, float]] = []
+        self.started = time.perf_counter()
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.started = time.perf_counter()
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        metrics = {
+            k: float(v)
+            for k, v in trainer.callback_metrics.items()
+            if k.count("/") == 1 and not k.startswith("decoupling/")
+        }
+        if self.monitor in metrics:
+            self.scores.append((trainer.current_epoch, metrics[self.monitor]))
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in sorted(metrics.items()))
+        log.debug(f"{self.label} epoch {trainer.current_epoch}: {shown}")
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        best = ""
+        if self.scores:
+            epoch, score = min(self.scores, key=lambda es: es[1])
+            best = f", best: epoch {epoch} ({self.monitor} {score:.4g})"
+        log.info(
+            f"{self.label}: {trainer.current_epoch} epochs{best}, "
+            f"{time.perf_counter() - self.started:.0f} s"
+        )
 
 
 def _monthly_nee(net: NEENetwork, batch: dict[str, Any], device: torch.device) -> torch.Tensor:

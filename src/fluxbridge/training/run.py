@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,13 +28,14 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.utilities import rank_zero_only
 
+from fluxbridge import logs
 from fluxbridge.config import from_mapping, load_yaml, to_mapping
 from fluxbridge.data.canonical import DRIVER_NAMES, open_canonical
 from fluxbridge.errors import ConfigError
 from fluxbridge.io import atomic_path
 from fluxbridge.models.modules import MODULES, SELECTIONS
 from fluxbridge.models.network import BridgeLike, NEENetwork
-from fluxbridge.training.callbacks import ACTIONS, BridgeDecoupling
+from fluxbridge.training.callbacks import ACTIONS, BridgeDecoupling, EpochLog
 from fluxbridge.training.checkpoint import check_identity, load_member, read_checkpoint
 from fluxbridge.training.datamodules import ATMSpec, FluxDataModule
 from fluxbridge.training.folds import folds_to_train
@@ -41,6 +43,8 @@ from fluxbridge.training.folds import folds_to_train
 INTEGRALS = ("bridge", "exact")
 #: per fold: {"train": [years], "val": [years]} of the inversion years (ATM term)
 ATM_YEARS_FILE = "atm_years.json"
+#: Every validation epoch's bridge-decoupling table, per fold (the log shows a summary).
+DECOUPLING_EPOCHS_FILE = "decoupling_epochs.csv"
 
 
 @dataclass
@@ -276,8 +280,10 @@ def train_member(setup: MemberSetup, fold: int, bridges: BridgeLike | None) -> p
             max_rel_error=cfg.decoupling_max_rel_error,
             min_corr=cfg.decoupling_min_corr,
             action=setup.on_decoupling,  # type: ignore[arg-type]
+            table_path=fold_dir / DECOUPLING_EPOCHS_FILE,
         )
         callbacks.append(decoupling)
+    callbacks.append(EpochLog(f"{setup.model} fold {fold}"))
     trainer = pl.Trainer(
         **setup.trainer_kwargs,
         max_epochs=cfg.max_epochs,
@@ -285,7 +291,8 @@ def train_member(setup: MemberSetup, fold: int, bridges: BridgeLike | None) -> p
         use_distributed_sampler=False,
         logger=CSVLogger(save_dir=setup.out, name=f"fold_{fold}", version=""),
         callbacks=callbacks,
-        enable_progress_bar=cfg.progress_bar,
+        # a bar on a terminal; in a redirected log, EpochLog's lines instead of redrawn bars
+        enable_progress_bar=cfg.progress_bar and logs.is_terminal(),
         enable_model_summary=False,
         log_every_n_steps=1,
         default_root_dir=fold_dir,
@@ -295,7 +302,13 @@ def train_member(setup: MemberSetup, fold: int, bridges: BridgeLike | None) -> p
     if setup.resume and last.exists():
         check_identity(read_checkpoint(last), last, setup.model)
         ckpt_path = str(last)
-    trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
+    with warnings.catch_warnings():
+        # pytorch-lightning 2.6.6 builds torch's deprecated LeafSpec, and torch 2.13 warns
+        # on every fit; nothing here can change that, so only that message is silenced.
+        warnings.filterwarnings(
+            "ignore", message=r"`isinstance\(treespec, LeafSpec\)`", category=FutureWarning
+        )
+        trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
     if spec is not None and rank_zero_only.rank == 0:
         # after fit: a file already in fold_dir makes Lightning warn about a non-empty log dir.
         # Evaluation scores the held-out inversion years on their own (docs/training.md).

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from fluxbridge.data.canonical import ANNUAL_INTEGRAL_UNITS
+from fluxbridge.data.canonical import ANNUAL_INTEGRAL_UNITS, carbon_long_name
 from fluxbridge.data.prepare.mappings import BudgetTable
 from fluxbridge.errors import ConfigError, SchemaError
 
@@ -84,14 +84,19 @@ def residual_sink(path: Path, mapping: BudgetTable, years: range) -> xr.Dataset:
             "nee_global": (
                 "year",
                 -sink,
-                {**attrs, "long_name": f"residual land sink as NEE ({mapping.product})"},
+                {
+                    **attrs,
+                    "long_name": carbon_long_name(f"residual land sink as NEE ({mapping.product})"),
+                },
             ),
             "nee_global_sigma": (
                 "year",
                 np.sqrt(variance),
                 {
                     "units": ANNUAL_INTEGRAL_UNITS,
-                    "long_name": "1 sigma of the residual land sink (quadrature of the terms)",
+                    "long_name": carbon_long_name(
+                        "1 sigma of the residual land sink (quadrature of the terms)"
+                    ),
                 },
             ),
         },

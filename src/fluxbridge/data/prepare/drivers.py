@@ -123,8 +123,8 @@ def year_part(
     return xr.Dataset(
         {
             **data,
-            "cell_ilat": ("cell", ilat.astype(np.int32)),
-            "cell_ilon": ("cell", ilon.astype(np.int32)),
+            "cell_ilat": ("cell", ilat.astype(np.int32), {"long_name": "lat index"}),
+            "cell_ilon": ("cell", ilon.astype(np.int32), {"long_name": "lon index"}),
         },
         coords={"time": ("time", days, {"standard_name": "time"})},
     )

@@ -141,5 +141,7 @@ def grid_dataset(
     regions_ds = region_set.to_dataset()
     regions_ds["region_fraction"].attrs.update(units="1")
     return xr.merge(
-        [ds, regions_ds.assign_coords(lat=grid.lat, lon=grid.lon)], combine_attrs="drop_conflicts"
+        # grid.coords(), not bare arrays: the merge keeps the CF attributes of lat/lon.
+        [ds, regions_ds.assign_coords(grid.coords())],
+        combine_attrs="drop_conflicts",
     )

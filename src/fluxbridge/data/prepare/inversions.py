@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from fluxbridge.data.canonical import NEE_UNITS
+from fluxbridge.data.canonical import NEE_UNITS, carbon_long_name
 from fluxbridge.data.prepare.config import GLOBAL_KEY, FireConfig, LateralFluxes
 from fluxbridge.data.prepare.inputs import Input
 from fluxbridge.data.prepare.mappings import GriddedProduct
@@ -157,7 +157,7 @@ def ensemble(
     nee.attrs = {
         "units": NEE_UNITS,
         "cell_methods": "time: mean",
-        "long_name": "inversion net ecosystem exchange (positive = source)",
+        "long_name": carbon_long_name("inversion net ecosystem exchange (positive = source)"),
         "comment": "; ".join(comments),
     }
     ds = nee.to_dataset(name="nee")
@@ -176,4 +176,5 @@ def reference(
     da = read_monthly(product_files(item, mapping), mapping)
     da = select_months(da, months, f"{item.path} ({mapping.product})")
     out = to_grid(da, grid, land, mapping.spread_over, mapping.product)
-    return out.assign_attrs(long_name="reference NEE, " + mapping.product).to_dataset(name="nee")
+    long_name = carbon_long_name(f"reference NEE, {mapping.product}")
+    return out.assign_attrs(long_name=long_name).to_dataset(name="nee")

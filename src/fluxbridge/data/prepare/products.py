@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from fluxbridge.data.canonical import NEE_UNITS
+from fluxbridge.data.canonical import NEE_UNITS, carbon_long_name
 from fluxbridge.data.gridded import open_product, read_gridded
 from fluxbridge.data.prepare.inputs import Input
 from fluxbridge.data.prepare.mappings import GriddedProduct
@@ -192,7 +192,7 @@ def to_grid(
     out = out.where(land).astype(np.float32)
     out.attrs = {
         "units": NEE_UNITS,
-        "long_name": "net ecosystem exchange (positive = source)",
+        "long_name": carbon_long_name("net ecosystem exchange (positive = source)"),
         "cell_methods": "time: mean area: mean where land",
     }
     return out

@@ -21,7 +21,7 @@ import pandas as pd
 import xarray as xr
 from scipy.spatial import cKDTree
 
-from fluxbridge.data.canonical import DRIVERS, NEE_UNITS
+from fluxbridge.data.canonical import DRIVERS, NEE_UNITS, carbon_long_name
 from fluxbridge.data.fluxnet import (
     build_site_dataset,
     read_site_file,
@@ -133,7 +133,9 @@ def sites_dataset(
                 {
                     "units": NEE_UNITS,
                     "cell_methods": "time: mean",
-                    "long_name": "net ecosystem exchange, daily (positive = source)",
+                    "long_name": carbon_long_name(
+                        "net ecosystem exchange, daily (positive = source)"
+                    ),
                 },
             ),
             "nee_qc_fraction": towers["nee_qc_fraction"].assign_attrs(units="1"),

@@ -16,10 +16,15 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 import yaml
-from tqdm import tqdm
 
+from fluxbridge import logs
 from fluxbridge.config import to_mapping
-from fluxbridge.data.canonical import DRIVER_NAMES, SCHEMA_VERSION
+from fluxbridge.data.canonical import (
+    ANNUAL_INTEGRAL_UNITS,
+    DRIVER_NAMES,
+    SCHEMA_VERSION,
+    carbon_long_name,
+)
 from fluxbridge.errors import FluxbridgeError
 from fluxbridge.io import write_netcdf
 
@@ -40,6 +45,8 @@ from .write import (
     write_monthly,
     write_sites,
 )
+
+log = logs.get(__name__)
 
 _STREAM_INVERSIONS = 50
 MONTHLY_KEPT = ("nee", "gpp", "reco", "unexplained", "soil_moisture", "lai", "sif")
@@ -68,7 +75,7 @@ def run_twin(scenario: Path, out: Path, force: bool = False) -> int:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
-    print(
+    log.info(
         f"twin world {scenario} → {out}: {summary['cells']} land cells, {summary['sites']} "
         f"towers, truth global NEE {summary['truth_global_nee_pgc_yr']:.2f} PgC/yr "
         f"(mean), built in {time.perf_counter() - started:.1f} s"
@@ -90,7 +97,7 @@ def build(scn: Scenario, root: Path) -> dict[str, object]:
     site_pixel = {name: np.empty((towers.n, n_days), np.float32) for name in DRIVER_NAMES}
     handle = create_drivers(geo, calendar.days, root / "drivers.nc")
     try:
-        for index in tqdm(range(world.n_blocks), desc="twin world", unit="block"):
+        for index in logs.progress(range(world.n_blocks), "twin world", "block"):
             block = world.block(index)
             for name, values in block.drivers.items():
                 handle.variables[name][:, block.start : block.stop] = values
@@ -151,7 +158,11 @@ def _write_truth(geo, calendar, monthly, towers, site_truth, root: Path) -> None
     write_monthly(
         {
             "nee": (monthly["nee"], nee_attrs("true net ecosystem exchange")),
-            "gpp": (monthly["gpp"], nee_attrs("true gross primary production (positive)")),
+            "gpp": (
+                monthly["gpp"],
+                nee_attrs("true gross primary production (positive)")
+                | {"standard_name": "gross_primary_productivity_of_biomass_expressed_as_carbon"},
+            ),
             "reco": (monthly["reco"], nee_attrs("true ecosystem respiration (positive)")),
             "nee_unexplained": (
                 monthly["unexplained"],
@@ -201,15 +212,26 @@ def _write_derived(geo, operator, calendar, monthly, global_annual, scn, root: P
     )
     sink, sigma = residual_sink(global_annual, scn)
     years = calendar.years.astype(np.int32)
+    sink_name = carbon_long_name("global residual land sink as NEE (negative = sink)")
     ds = xr.Dataset(
         {
-            "nee_global": ("year", sink, {
-                "units": "PgC yr-1", "long_name": "global residual land sink as NEE "
-                "(negative = sink)", "cell_methods": "year: sum"}),
-            "nee_global_sigma": ("year", sigma, {"units": "PgC yr-1", "long_name": "1 sigma"}),
+            "nee_global": (
+                "year",
+                sink,
+                {
+                    "units": ANNUAL_INTEGRAL_UNITS,
+                    "long_name": sink_name,
+                    "cell_methods": "year: sum",
+                },
+            ),
+            "nee_global_sigma": (
+                "year",
+                sigma,
+                {"units": ANNUAL_INTEGRAL_UNITS, "long_name": f"1 sigma of the {sink_name}"},
+            ),
         },
         coords={"year": ("year", years, {"long_name": "calendar year"})},
-    )  # fmt: skip
+    )
     write_netcdf(ds, root / "residual_sink.nc", action=ACTION)
     ancillary = {
         "soil_moisture": ("m3 m-3", "volumetric soil moisture"),

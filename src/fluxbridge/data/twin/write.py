@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from fluxbridge.data.canonical import DRIVERS, NEE_UNITS, RECCAP2_REGIONS
+from fluxbridge.data.canonical import DRIVERS, NEE_UNITS, RECCAP2_REGIONS, carbon_long_name
 from fluxbridge.io import write_netcdf
 
 from .geography import Geography
@@ -23,10 +23,12 @@ from .towers import Towers
 
 ACTION = "twin world (fluxbridge.data.twin)"
 NEE_LONG_NAME = "net ecosystem exchange (positive = flux to the atmosphere)"
+LATITUDE = {"standard_name": "latitude", "long_name": "latitude"}
+LONGITUDE = {"standard_name": "longitude", "long_name": "longitude"}
 
 
 def nee_attrs(what: str = NEE_LONG_NAME, cell_methods: str = "time: mean") -> dict[str, str]:
-    return {"units": NEE_UNITS, "long_name": what, "cell_methods": cell_methods}
+    return {"units": NEE_UNITS, "long_name": carbon_long_name(what), "cell_methods": cell_methods}
 
 
 def gridded(values: np.ndarray, geo: Geography) -> np.ndarray:
@@ -55,7 +57,9 @@ def write_grid(geo: Geography, path: Path) -> None:
         {"units": "1", "long_name": "share of the cell's land per plant functional type"},
     )
     ids, abbrs, names = zip(*RECCAP2_REGIONS, strict=True)
-    ds = ds.assign_coords(region=("region", np.array(ids, dtype=np.int32)))
+    ds = ds.assign_coords(
+        region=("region", np.array(ids, dtype=np.int32), {"long_name": "RECCAP2 region id"})
+    )
     ds["region_fraction"] = (
         ("region", *dims),
         geo.region_fraction,
@@ -89,12 +93,20 @@ def create_drivers(geo: Geography, days: pd.DatetimeIndex, path: Path) -> h5netc
             "cell_lat": (
                 "cell",
                 geo.grid.lat[geo.cell_ilat],
-                {"units": "degrees_north", "long_name": "cell-centre latitude"},
+                {
+                    "units": "degrees_north",
+                    "standard_name": "latitude",
+                    "long_name": "cell-centre latitude",
+                },
             ),
             "cell_lon": (
                 "cell",
                 geo.grid.lon[geo.cell_ilon],
-                {"units": "degrees_east", "long_name": "cell-centre longitude"},
+                {
+                    "units": "degrees_east",
+                    "standard_name": "longitude",
+                    "long_name": "cell-centre longitude",
+                },
             ),
         },
         coords={"time": ("time", days, {"long_name": "day"})},
@@ -129,8 +141,8 @@ def write_sites(
     ds = xr.Dataset(
         {
             "nee_obs": (st, nee_obs.astype(np.float32), nee_attrs(cell_methods="time: mean")),
-            "site_lat": ("site", towers.lat, {"units": "degrees_north", "long_name": "latitude"}),
-            "site_lon": ("site", towers.lon, {"units": "degrees_east", "long_name": "longitude"}),
+            "site_lat": ("site", towers.lat, {"units": "degrees_north", **LATITUDE}),
+            "site_lon": ("site", towers.lon, {"units": "degrees_east", **LONGITUDE}),
             "site_igbp": ("site", np.array(towers.igbp, dtype=object), {"long_name": "IGBP"}),
             "fold": ("site", towers.fold.astype(np.int32), {"long_name": "cross-validation fold"}),
             "site_region": ("site", abbr, {"long_name": "RECCAP2 region of the tower"}),
