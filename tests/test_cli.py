@@ -89,3 +89,13 @@ def test_wheel_ships_the_configs(tmp_path):
     for config in sorted(SHIPPED_CONFIGS.rglob("*.yaml")):
         assert f"fluxbridge/configs/{config.relative_to(SHIPPED_CONFIGS).as_posix()}" in names
     assert any(n.endswith("entry_points.txt") for n in names)
+
+
+def test_shipped_analysis_configs_resolve_against_the_checkout(monkeypatch):
+    """`base_dir: ../..` in configs/analysis/ means the checkout, not the package it links to."""
+    from fluxbridge.analysis.config import load_config
+
+    monkeypatch.chdir(ROOT)
+    assert load_config(Path("configs/analysis/oco2_china.yaml")).base == ROOT
+    twin = load_config(Path("configs/analysis/twin_china.yaml"))
+    assert twin.base == ROOT / "runs" / "demo" / "data"

@@ -7,6 +7,7 @@ means the current working directory), so a config can travel with its data.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -239,12 +240,15 @@ def load_config(path: Path) -> LoadedConfig:
     """Read and validate an analysis config; ConfigError names file and dotted key."""
     path = Path(path)
     cfg = from_mapping(AnalysisConfig, load_yaml(path), str(path))
+    # Lexically, without following symlinks: the checkout's configs/ links into the
+    # package, and `../..` must mean the checkout's root as the path was written.
+    here = Path(os.path.abspath(path)).parent
     if cfg.base_dir is None:
-        base = path.resolve().parent
+        base = here
     elif cfg.base_dir == "cwd":
         base = Path.cwd()
     else:
-        base = (path.resolve().parent / cfg.base_dir).resolve()
+        base = Path(os.path.normpath(here / cfg.base_dir))
     names = [p.name for p in cfg.products]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
