@@ -203,3 +203,29 @@ def test_overlap_policy_states_the_years_used(tmp_path) -> None:
     spans["c"] = (pd.Timestamp("2017-01-01"), pd.Timestamp("2017-12-01"))
     with pytest.raises(FluxbridgeError, match="share no whole year"):
         ingest.analysed_years(lc, spans)
+
+
+# -- the output folder: never lose a dataset or a user's files (docs/run_layout.md)
+
+
+def _tree(folder):
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()
+    }
+
+
+def test_analyze_into_its_own_base_dir_keeps_the_dataset(tmp_path):
+    config = fx.write_config(tmp_path, output=".")
+    before = _tree(tmp_path)
+    with pytest.raises(FluxbridgeError, match="contains the input"):
+        run_analyze(config)
+    assert _tree(tmp_path) == before
+
+
+def test_analyze_never_deletes_user_files_in_its_output(tmp_path):
+    config = fx.write_config(tmp_path, output="report", overwrite=True)
+    (tmp_path / "report").mkdir()
+    (tmp_path / "report" / "notes.md").write_text("mine")
+    with pytest.raises(FluxbridgeError, match="not written by fluxbridge"):
+        run_analyze(config)
+    assert _tree(tmp_path / "report") == {"notes.md": b"mine"}

@@ -2,18 +2,16 @@
 
 Reads the config, harmonises the products (:mod:`.ingest`), computes every
 table (:mod:`.tables`, :mod:`.aircraft`), writes them as NetCDF, draws the
-figures and writes the report — all into a temporary sibling directory that
-replaces the output directory only when everything succeeded, so a failure
-never leaves a partial report.
+figures and writes the report — all into a staging folder that replaces the
+output only when everything succeeded, so a failure never leaves a partial
+report; an output that holds anything but an earlier analysis, or that
+overlaps an input, is refused (:mod:`fluxbridge.outputs`).
 """
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import logging
-import os
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import xarray as xr
@@ -34,30 +32,34 @@ from fluxbridge.analysis.report import (
     write_report,
 )
 from fluxbridge.analysis.seasonal import METRICS
-from fluxbridge.errors import FluxbridgeError
 from fluxbridge.io import write_netcdf
+from fluxbridge.outputs import staged_directory
 
 log = logging.getLogger(__name__)
 
 
-@contextlib.contextmanager
-def staged_directory(out: Path, overwrite: bool) -> Iterator[Path]:
-    """Yield an empty temporary sibling of ``out``; on success it becomes ``out``."""
-    if out.exists() and not overwrite:
-        raise FluxbridgeError(f"{out} exists; set overwrite: true or choose another output")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        yield tmp
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        if out.exists():
-            os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+#: Config fields that name input files or folders (resolved against base_dir).
+_INPUT_FIELDS = ("file", "directory", "mask_file")
+
+
+def input_paths(lc: LoadedConfig) -> list[Path]:
+    """Every file or folder the config reads, and the config itself."""
+    found = [lc.path]
+
+    def walk(node: object) -> None:
+        if dataclasses.is_dataclass(node):
+            for f in dataclasses.fields(node):
+                value = getattr(node, f.name)
+                if f.name in _INPUT_FIELDS and isinstance(value, str):
+                    found.append(lc.resolve(value))
+                else:
+                    walk(value)
+        elif isinstance(node, list | tuple):
+            for item in node:
+                walk(item)
+
+    walk(lc.cfg)
+    return found
 
 
 def run_analyze(config: Path) -> int:
@@ -66,7 +68,7 @@ def run_analyze(config: Path) -> int:
     out = lc.resolve(lc.cfg.output)
     ens = build_ensemble(lc)
     ancillary = load_ancillary(lc, ens)
-    with staged_directory(out, lc.cfg.overwrite) as tmp:
+    with staged_directory(out, "analyze", input_paths(lc), lc.cfg.overwrite) as tmp:
         results = compute(lc, ens, ancillary)
         write_tables(tmp, results, str(lc.path))
         sections = draw_and_describe(tmp, lc, ens, results)

@@ -8,8 +8,6 @@ kept in memory is monthly (month × land cells) and the towers' daily series.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 from pathlib import Path
 
@@ -25,8 +23,8 @@ from fluxbridge.data.canonical import (
     SCHEMA_VERSION,
     carbon_long_name,
 )
-from fluxbridge.errors import FluxbridgeError
 from fluxbridge.io import write_netcdf
+from fluxbridge.outputs import staged_directory
 
 from .geography import Geography, build_geography
 from .inversions import PG_PER_G, RegionalOperator, inversion_members
@@ -56,25 +54,9 @@ def run_twin(scenario: Path, out: Path, force: bool = False) -> int:
     """Write the twin-world canonical dataset of ``scenario`` (YAML) into ``out``."""
     scn = load_scenario(scenario)
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
-        raise FluxbridgeError(f"{out} exists and is not empty; pass force to replace it")
     started = time.perf_counter()
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    try:
+    with staged_directory(out, "twin", [scenario], replace=force) as tmp:
         summary = build(scn, tmp)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old) if old.is_dir() else old.unlink()
-        else:
-            tmp.rename(out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     log.info(
         f"twin world {scenario} → {out}: {summary['cells']} land cells, {summary['sites']} "
         f"towers, truth global NEE {summary['truth_global_nee_pgc_yr']:.2f} PgC/yr "
