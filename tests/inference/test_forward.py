@@ -100,6 +100,24 @@ def test_output_layout_units_and_ensemble_statistics(tiny_demo: Path) -> None:
             assert np.isfinite(field[..., land]).all(), f"{name}: land cells must be finite"
 
 
+def test_integrate_on_a_forward_file_counts_its_land(tiny_demo: Path, tmp_path: Path) -> None:
+    """`integrate` on the project's own forward output: finite, = Σ nee · area · land · days."""
+    from fluxbridge.geo.integrate import run_integrate
+
+    out = tmp_path / "integrals.nc"
+    assert run_integrate(tiny_demo / "forward" / "EC.nc", "nee_mean", "reccap2", out) == 0
+    result = _load(out)
+    assert "land_fraction of EC.nc" in result.attrs["land_fraction_source"]
+    glob = result["nee_mean"].sel(region="GLOBAL").values
+    assert np.isfinite(glob).all()
+    grid = _load(tiny_demo / "data" / "grid.nc")
+    field = _load(tiny_demo / "forward" / "EC.nc")["nee_mean"]
+    days = field["time"].dt.days_in_month.values
+    weight = grid["cell_area"].values * grid["land_fraction"].values
+    expected = np.nansum(field.values * weight, axis=(1, 2)) * days / 1e15
+    np.testing.assert_allclose(glob, expected, rtol=1e-5)
+
+
 def test_output_bounds_attributes_name_variables_of_the_file(tiny_demo: Path) -> None:
     """CF: a coordinate's ``bounds`` names a variable in the same file (CDO warns otherwise)."""
     grid = _load(tiny_demo / "data" / "grid.nc")

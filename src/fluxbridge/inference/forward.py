@@ -276,6 +276,10 @@ def _merge_parts(
         result = result.assign_coords(lat=grid_ds["lat"], lon=grid_ds["lon"])
         if "lat_bnds" in grid_ds and "lon_bnds" in grid_ds:
             result = result.assign(lat_bnds=grid_ds["lat_bnds"], lon_bnds=grid_ds["lon_bnds"])
+        # the file says which cells are land, so `integrate` on it weighs land, not ocean
+        result["land_fraction"] = grid_ds["land_fraction"].assign_attrs(
+            standard_name="land_area_fraction"
+        )
         result.attrs = {"title": f"fluxbridge forward run of {model_name}", "model": model_name}
         write_netcdf(result, out, action=f"forward run of {model_name}")
 
