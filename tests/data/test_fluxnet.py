@@ -268,6 +268,11 @@ BAD_FILES = {
         "'warm' at line 2",
     ),
     "bad file name": (lambda p: _hh(p, name="US-Ha1_halfhourly.csv"), None, "not a FLUXNET"),
+    "no valid NEE (all -9999)": (
+        lambda p: _hh(p, lambda f: f.assign(NEE_VUT_REF=-9999, NEE_VUT_REF_QC=-9999)),
+        "NEE_VUT_REF",
+        "no day with valid NEE in 1 days",
+    ),
 }
 
 

@@ -127,7 +127,17 @@ def read_site_file(
     else:
         daily = _read_subdaily(path, info.resolution, nee_variable, min_valid_fraction)
     days = pd.date_range(daily.index[0], daily.index[-1], freq="D", name="time")
-    return daily.reindex(days)
+    daily = daily.reindex(days)
+    valid = int(daily["nee_obs"].notna().sum())
+    if valid == 0:
+        raise SchemaError(
+            path,
+            nee_variable,
+            f"no day with valid NEE in {len(days)} days (every record -9999 or below "
+            f"min_valid_fraction {min_valid_fraction}); a site without NEE cannot train a model",
+        )
+    log.debug("%s: %d of %d days with NEE", path.name, valid, len(days))
+    return daily
 
 
 def _read_table(path: Path, stamps: tuple[str, ...], numeric: tuple[str, ...]) -> pd.DataFrame:
