@@ -24,7 +24,7 @@ from fluxbridge.inference.fast import FoldedMember
 from fluxbridge.inference.forward import ForwardPlan, compute_year, forward_run, run_forward
 from fluxbridge.io import ENGINE, write_netcdf
 from fluxbridge.models.network import NEENetwork
-from fluxbridge.training.checkpoint import load_member
+from fluxbridge.training.checkpoint import FINISHED_FILE, load_member
 
 CPU = torch.device("cpu")
 BLOCK = 64  # cells per block in the memory test
@@ -289,6 +289,15 @@ def test_run_without_checkpoints_is_refused(tiny_demo: Path, tmp_path: Path) -> 
     run = tmp_path / "run"
     (run / "train" / "ec" / "fold_0").mkdir(parents=True)
     with pytest.raises(FluxbridgeError, match=r"no trained members.*invoke train"):
+        run_forward(run, data=tiny_demo / "data")
+    assert not (run / "forward").exists()
+
+
+def test_member_whose_training_did_not_finish_is_refused(tiny_demo: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(tiny_demo / "train" / "ec", run / "train" / "ec")
+    (run / "train" / "ec" / "fold_1" / FINISHED_FILE).unlink()  # as after a kill mid-fit
+    with pytest.raises(FluxbridgeError, match=r"fold_1: training of this member did not finish"):
         run_forward(run, data=tiny_demo / "data")
     assert not (run / "forward").exists()
 

@@ -1,6 +1,9 @@
 """run_train end to end on the tiny dataset: layout, determinism, resume, errors, EC vs EC-ATM."""
 
 import json
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +13,11 @@ import torch
 import xarray as xr
 
 from fluxbridge.errors import ConfigError, SchemaError
+from fluxbridge.training.callbacks import EpochLog
 from fluxbridge.training.checkpoint import load_member, read_checkpoint
 from fluxbridge.training.run import run_train
+
+KILL_SCRIPT = Path(__file__).with_name("_kill_script.py")
 
 
 def _train(model, data, run, config, **kw):
@@ -71,15 +77,57 @@ def test_bitwise_deterministic(tiny_data, tmp_path, tiny_config):
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
 
 
-def test_resume_equals_uninterrupted(tiny_data, tmp_path):
+def _files(directory: Path) -> dict[str, tuple[bytes, int]]:
+    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in directory.iterdir()}
+
+
+def test_resume_after_kill_equals_uninterrupted(tiny_data, tiny_bridges, tmp_path, monkeypatch):
+    """kill -9 in fold 1's epoch 1 (its rows written, its checkpoint not), then resume."""
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("batch_size: 4096\nprogress_bar: false\n")
-    _train("ec", tiny_data, tmp_path / "full", cfg, max_epochs=3, integral="exact")
-    _train("ec", tiny_data, tmp_path / "cut", cfg, max_epochs=1, integral="exact")
-    _train("ec", tiny_data, tmp_path / "cut", cfg, max_epochs=3, integral="exact", resume=True)
-    full = _net_state(tmp_path / "full/train/ec/fold_0/last.ckpt")
-    resumed = _net_state(tmp_path / "cut/train/ec/fold_0/last.ckpt")
-    assert all(torch.equal(full[k], resumed[k]) for k in full)
+    cfg.write_text("batch_size: 2048\nmax_epochs: 3\nprogress_bar: false\n")
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    for run in (full, cut):
+        run.mkdir()
+        (run / "bridges.nc").write_bytes(tiny_bridges.read_bytes())
+    _train("ec-atm", tiny_data, full, cfg, folds=2)
+    killed = subprocess.run(
+        [sys.executable, str(KILL_SCRIPT), str(tiny_data), str(cut), str(cfg), "1", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    full, cut = full / "train/ec-atm", cut / "train/ec-atm"
+    assert (cut / "fold_0/finished.json").exists()
+    assert not (cut / "fold_1/finished.json").exists()
+    assert read_checkpoint(cut / "fold_1/last.ckpt")["epoch"] == 0
+    for name in ("metrics.csv", "decoupling_epochs.csv"):  # epoch 1's rows were written
+        assert pd.read_csv(cut / "fold_1" / name)["epoch"].max() == 1, name
+    killed_rows = (cut / "fold_1/metrics.csv").read_bytes().splitlines(keepends=True)
+    epoch_0_rows = 1 + int((pd.read_csv(cut / "fold_1/metrics.csv")["epoch"] == 0).sum())
+    fold_0 = _files(cut / "fold_0")
+
+    started = []
+    monkeypatch.setattr(
+        EpochLog,
+        "on_train_epoch_start",
+        lambda self, trainer, module: started.append((self.label, trainer.current_epoch)),
+    )
+    _train("ec-atm", tiny_data, cut.parents[1], cfg, folds=2, resume=True)
+    # the finished fold is not trained again, and none of its files is rewritten
+    assert _files(cut / "fold_0") == fold_0
+    # the killed fold runs only the epochs after its checkpoint (training is deterministic,
+    # so a restart from epoch 0 would end with the same files: only this tells them apart)
+    assert started == [("ec-atm fold 1", 1), ("ec-atm fold 1", 2)]
+    # its epoch-0 rows are those written before the kill; epoch 1's are not doubled
+    resumed_rows = (cut / "fold_1/metrics.csv").read_bytes().splitlines(keepends=True)
+    assert resumed_rows[:epoch_0_rows] == killed_rows[:epoch_0_rows]
+    for name in ("metrics.csv", "decoupling_epochs.csv", "decoupling.csv"):
+        assert (cut / "fold_1" / name).read_bytes() == (full / "fold_1" / name).read_bytes(), name
+    assert (cut / "decoupling.csv").read_bytes() == (full / "decoupling.csv").read_bytes()
+    for name in ("best.ckpt", "last.ckpt"):
+        a, b = _net_state(full / "fold_1" / name), _net_state(cut / "fold_1" / name)
+        assert all(torch.equal(a[k], b[k]) for k in a), name
 
 
 def test_resume_refuses_another_models_checkpoint(tiny_data, tmp_path, tiny_config):
@@ -106,6 +154,15 @@ def test_pickled_objects_are_refused(tmp_path):
         ({"model": "ec", "integral": "fast"}, r"integral='fast' is not one of"),
         ({"model": "ec", "folds": 11}, r"folds=11: .* has 10 site folds"),
         ({"model": "ec-atm"}, r"bridges.nc not found: .*invoke bridges"),
+        # --max-epochs -1 trained forever and 0 ended with no checkpoint (issue 13)
+        ({"model": "ec", "max_epochs": 0}, r"max_epochs=0 must be >= 1"),
+        ({"model": "ec", "max_epochs": -1}, r"max_epochs=-1 must be >= 1"),
+        ({"model": "ec", "num_nodes": 0}, r"num_nodes=0 must be >= 1"),
+        pytest.param(
+            {"model": "ec", "accelerator": "gpu"},
+            r"accelerator='gpu': no CUDA device on this machine",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is here"),
+        ),
     ],
 )
 def test_bad_configs_are_clear(tiny_data, tmp_path, tiny_config, kwargs, message):
@@ -120,6 +177,12 @@ def test_bad_configs_are_clear(tiny_data, tmp_path, tiny_config, kwargs, message
         ("selection: best", r"selection='best' is not one of \['skill', 'eq14'\]"),
         ("tower_offset_lr_scale: 0", r"bad.yaml: tower_offset_lr_scale=0.0 must be > 0"),
         ("selection_weights: [1.0]", r"selection_weights=\[1.0\]: expected two weights"),
+        ("batch_size: 0", r"bad.yaml: batch_size=0 must be >= 1"),
+        ("lr: -0.01", r"bad.yaml: lr=-0.01 must be > 0"),
+        ("latent: 0", r"bad.yaml: latent=0 must be >= 1"),
+        ("num_workers: -2", r"bad.yaml: num_workers=-2 must be >= 0"),
+        ("uncertainty_lr_scale: 0", r"bad.yaml: uncertainty_lr_scale=0.0 must be > 0"),
+        ("decoupling_min_corr: 2", r"bad.yaml: decoupling_min_corr=2.0 must lie in \[-1, 1\]"),
     ],
 )
 def test_bad_selection_settings_are_clear(tiny_data, tmp_path, line, message):

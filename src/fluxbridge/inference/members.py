@@ -9,7 +9,7 @@ import yaml
 
 from fluxbridge.errors import FluxbridgeError
 from fluxbridge.models.network import NEENetwork
-from fluxbridge.training.checkpoint import load_member
+from fluxbridge.training.checkpoint import FINISHED_FILE, load_member
 
 _FOLD = re.compile(r"fold_(\d+)$")
 
@@ -48,8 +48,14 @@ def load_members(run: Path, model: str) -> dict[int, NEENetwork]:
     members = {}
     for ckpt in sorted(directory.glob("fold_*/best.ckpt")):
         match = _FOLD.search(ckpt.parent.name)
-        if match:
-            members[int(match.group(1))] = load_member(ckpt)
+        if not match:
+            continue
+        if not (ckpt.parent / FINISHED_FILE).exists():
+            raise FluxbridgeError(
+                f"{ckpt.parent}: training of this member did not finish (no {FINISHED_FILE}); "
+                "finish it with `train --resume` or remove the fold"
+            )
+        members[int(match.group(1))] = load_member(ckpt)
     return dict(sorted(members.items()))
 
 

@@ -122,13 +122,9 @@ class BridgeDecoupling(pl.Callback):
         if self.action == "refit":
             self._refit(net, list(bad.region), epoch)
 
-    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        # a fresh fit starts a fresh table; a resumed one appends to it
-        if self.table_path is not None and trainer.ckpt_path is None:
-            self.table_path.unlink(missing_ok=True)
-
     def _append(self, table: pd.DataFrame, trainer: pl.Trainer) -> None:
-        """Append this epoch's rows to the table file (an append-only log, like metrics.csv)."""
+        """Append this epoch's rows to the table file (an append-only log, like metrics.csv;
+        run_train's KeepEarlierEpochs trims both to the epoch a fit starts at)."""
         if self.table_path is None:
             return
         rows = table.assign(epoch=trainer.current_epoch)[["epoch", *table.columns]]

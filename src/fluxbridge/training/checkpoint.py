@@ -19,6 +19,11 @@ from fluxbridge.errors import SchemaError
 from fluxbridge.models.modules import CHECKPOINT_KEY
 from fluxbridge.models.network import NEENetwork
 
+#: Written after everything else of a member: its training completed. ``train --resume``
+#: skips a fold that has it, and ``forward`` uses only folds that have it; a killed fit
+#: never writes it.
+FINISHED_FILE = "finished.json"
+
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
     """Load a checkpoint's plain contents (CPU), refusing pickled objects."""

@@ -5,9 +5,12 @@ Layout under the run directory (see docs/training.md)::
     RUN/train/<model>/config.yaml            resolved config
     RUN/train/<model>/fold_<k>/best.ckpt     member k: best validation epoch
     RUN/train/<model>/fold_<k>/last.ckpt     for resume
-    RUN/train/<model>/fold_<k>/metrics.csv   CSVLogger
+    RUN/train/<model>/fold_<k>/metrics.csv   CSVLogger, one row set per epoch
+    RUN/train/<model>/fold_<k>/decoupling_epochs.csv   bridge decoupling of every epoch
     RUN/train/<model>/fold_<k>/atm_years.json   inversion years trained on / held out
-    RUN/train/<model>/decoupling.csv         post-hoc bridge decoupling of the members
+    RUN/train/<model>/fold_<k>/decoupling.csv   post-hoc bridge decoupling of best.ckpt
+    RUN/train/<model>/fold_<k>/finished.json    written last: the member is complete
+    RUN/train/<model>/decoupling.csv         the members' fold_<k>/decoupling.csv together
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 import copy
 import json
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +28,6 @@ import pytorch_lightning as pl
 import torch
 import yaml
 from pytorch_lightning.callbacks import ModelCheckpoint
-from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.utilities import rank_zero_only
 
 from fluxbridge import logs
@@ -36,8 +38,14 @@ from fluxbridge.io import atomic_path
 from fluxbridge.models.modules import MODULES, SELECTIONS
 from fluxbridge.models.network import BridgeLike, NEENetwork
 from fluxbridge.training.callbacks import ACTIONS, BridgeDecoupling, EpochLog
-from fluxbridge.training.checkpoint import check_identity, load_member, read_checkpoint
+from fluxbridge.training.checkpoint import (
+    FINISHED_FILE,
+    check_identity,
+    load_member,
+    read_checkpoint,
+)
 from fluxbridge.training.datamodules import ATMSpec, FluxDataModule
+from fluxbridge.training.epoch_logs import AppendingCSVLogger, KeepEarlierEpochs
 from fluxbridge.training.folds import folds_to_train
 
 INTEGRALS = ("bridge", "exact")
@@ -45,6 +53,11 @@ INTEGRALS = ("bridge", "exact")
 ATM_YEARS_FILE = "atm_years.json"
 #: Every validation epoch's bridge-decoupling table, per fold (the log shows a summary).
 DECOUPLING_EPOCHS_FILE = "decoupling_epochs.csv"
+#: The post-hoc decoupling table of a member's best checkpoint (and, in the model folder,
+#: of all members).
+DECOUPLING_FILE = "decoupling.csv"
+
+log = logs.get(__name__)
 
 
 @dataclass
@@ -70,6 +83,17 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _choice("selection", self.selection, SELECTIONS)
+        for name, low in (("latent", 1), ("batch_size", 1), ("max_epochs", 1)):
+            if getattr(self, name) < low:
+                raise ConfigError(f"{name}={getattr(self, name)} must be >= {low}")
+        for name in ("atm_val_years", "num_workers"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name}={getattr(self, name)} must be >= 0")
+        for name in ("lr", "uncertainty_lr_scale"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name}={getattr(self, name)} must be > 0")
+        if not -1.0 <= self.decoupling_min_corr <= 1.0:
+            raise ConfigError(f"decoupling_min_corr={self.decoupling_min_corr} must lie in [-1, 1]")
         if not self.tower_offset_lr_scale > 0:
             raise ConfigError(f"tower_offset_lr_scale={self.tower_offset_lr_scale} must be > 0")
         if len(self.selection_weights) != 2 or min(self.selection_weights) < 0:
@@ -130,7 +154,13 @@ def run_train(
     _choice("on_decoupling", on_decoupling, ACTIONS)
     cfg = from_mapping(TrainConfig, load_yaml(config) if config else {}, str(config or ""))
     if max_epochs is not None:
-        cfg.max_epochs = max_epochs
+        cfg = replace(cfg, max_epochs=max_epochs)  # checked like the config's
+    if num_nodes < 1:
+        raise ConfigError(f"num_nodes={num_nodes} must be >= 1")
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"accelerator={accelerator!r}: no CUDA device on this machine; use 'cpu' or 'auto'"
+        )
     data, run = Path(data), Path(run)
     canonical = open_canonical(data)
     bridges_path = run / "bridges.nc"
@@ -185,14 +215,23 @@ def run_train(
         },
         resume=resume,
     )
-    tables = []
     for k in fold_ids:
+        finished = out / f"fold_{k}" / FINISHED_FILE
+        if resume and finished.exists():
+            # retraining would rewrite its logs and checkpoints; its files are final
+            log.info(f"{model} fold {k}: finished ({finished}); not trained again")
+            continue
         # Each member gets its own copy: a refit must not leak into the next fold.
-        table = train_member(setup, k, copy.deepcopy(bridges))
-        if table is not None:
-            tables.append(table)
+        train_member(setup, k, copy.deepcopy(bridges))
+    # read back from each fold, so that members finished before a resume are included;
+    # only empty cells are NaN (a region may be abbreviated "NA")
+    tables = [
+        pd.read_csv(path, keep_default_na=False, na_values=[""])
+        for k in fold_ids
+        if (path := out / f"fold_{k}" / DECOUPLING_FILE).exists()
+    ]
     if tables and rank_zero_only.rank == 0:
-        with atomic_path(out / "decoupling.csv", overwrite=True) as tmp:
+        with atomic_path(out / DECOUPLING_FILE, overwrite=True) as tmp:
             pd.concat(tables, ignore_index=True).to_csv(tmp, index=False, float_format="%.6g")
     return 0
 
@@ -230,8 +269,12 @@ def initial_network(cfg: TrainConfig, fold: int) -> NEENetwork:
     return NEENetwork(DRIVER_NAMES, cfg.latent)
 
 
-def train_member(setup: MemberSetup, fold: int, bridges: BridgeLike | None) -> pd.DataFrame | None:
-    """Fit the member of one held-out fold; return its post-hoc decoupling table (or None)."""
+def train_member(setup: MemberSetup, fold: int, bridges: BridgeLike | None) -> None:
+    """Fit the member of one held-out fold (from ``last.ckpt`` with ``setup.resume``).
+
+    Its post-hoc decoupling table goes to ``fold_<k>/decoupling.csv``, and
+    ``finished.json`` is written last.
+    """
     cfg, fold_dir = setup.cfg, setup.out / f"fold_{fold}"
     spec = setup.atm_spec(bridges)
     dm = FluxDataModule(
@@ -270,7 +313,8 @@ def train_member(setup: MemberSetup, fold: int, bridges: BridgeLike | None) -> p
             mode="min",
             save_last=True,
             enable_version_counter=False,
-        )
+        ),
+        KeepEarlierEpochs(fold_dir / "metrics.csv", fold_dir / DECOUPLING_EPOCHS_FILE),
     ]
     decoupling = None
     if bridges is not None and spec is not None:
@@ -289,7 +333,7 @@ def train_member(setup: MemberSetup, fold: int, bridges: BridgeLike | None) -> p
         max_epochs=cfg.max_epochs,
         deterministic=True,
         use_distributed_sampler=False,
-        logger=CSVLogger(save_dir=setup.out, name=f"fold_{fold}", version=""),
+        logger=AppendingCSVLogger(save_dir=setup.out, name=f"fold_{fold}", version=""),
         callbacks=callbacks,
         # a bar on a terminal; in a redirected log, EpochLog's lines instead of redrawn bars
         enable_progress_bar=cfg.progress_bar and logs.is_terminal(),
@@ -314,8 +358,13 @@ def train_member(setup: MemberSetup, fold: int, bridges: BridgeLike | None) -> p
         # Evaluation scores the held-out inversion years on their own (docs/training.md).
         with atomic_path(fold_dir / ATM_YEARS_FILE, overwrite=True) as tmp:
             tmp.write_text(json.dumps({"train": dm.train_years, "val": dm.val_years}))
-    if decoupling is None or rank_zero_only.rank != 0:
-        return None
-    best = load_member(fold_dir / "best.ckpt", setup.model)
-    table = decoupling.table(best, dm.years)
-    return table.assign(fold=fold)[["fold", *table.columns]]
+    if rank_zero_only.rank != 0:
+        return
+    if decoupling is not None:
+        table = decoupling.table(load_member(fold_dir / "best.ckpt", setup.model), dm.years)
+        with atomic_path(fold_dir / DECOUPLING_FILE, overwrite=True) as tmp:
+            table.assign(fold=fold)[["fold", *table.columns]].to_csv(
+                tmp, index=False, float_format="%.6g"
+            )
+    with atomic_path(fold_dir / FINISHED_FILE, overwrite=True) as tmp:
+        tmp.write_text(json.dumps({"epochs": trainer.current_epoch}))
