@@ -59,6 +59,15 @@ def test_task_error_is_one_line_with_its_exit_code(tmp_path):
     assert len(lines) == 1 and "nowhere" in lines[0], proc.stderr
 
 
+def test_non_integer_option_is_one_line(tmp_path):
+    proc = _fluxbridge(
+        tmp_path, "train", "--model", "ec", "--data", "d", "--run", "r", "--max-epochs", "abc"
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == "error: --max-epochs 'abc': expected an integer"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_find_config_prefers_the_users_file(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     shipped = find_config("configs/twin/tiny.yaml")

@@ -54,9 +54,14 @@ def _run(verbose: bool, module: str, func: str, log_dir: Path | None = None, **k
         raise Exit(code=int(code))
 
 
-def _int(value: int | str | None) -> int | None:
-    # invoke passes options whose default is None as strings
-    return None if value is None else int(value)
+def _int(value: int | str | None, option: str) -> int | None:
+    """An integer option; invoke passes options whose default is None as strings."""
+    if value is None or isinstance(value, int):
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise Exit(f"error: --{option} {value!r}: expected an integer", code=2) from None
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -255,8 +260,8 @@ def train(
         model=model,
         data=Path(data),
         run=Path(run),
-        folds=_int(folds),
-        max_epochs=_int(max_epochs),
+        folds=_int(folds, "folds"),
+        max_epochs=_int(max_epochs, "max-epochs"),
         integral=integral,
         inversions=_split(inversions),
         on_decoupling=on_decoupling,
