@@ -2,8 +2,9 @@
 
 The files: everything the tiny demo run writes (data/, bridges, forward runs,
 evaluation, ensemble analysis), plus the writers the demo does not run:
-``invoke integrate``, ``invoke sensitivity`` and ``invoke prepare`` (on the
-real-data fixture world of tests/data/prepare).
+``invoke integrate``, ``invoke sensitivity``, ``invoke prepare`` (on the
+real-data fixture world of tests/data/prepare), ``invoke export --format ilamb``
+and ``invoke sites``.
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ import pytest
 from compliance_checker.base import BaseCheck
 from compliance_checker.runner import CheckSuite
 
+from fluxbridge.data.fluxnet import run_sites
 from fluxbridge.data.prepare import run_prepare
 from fluxbridge.evaluation.sensitivity import run_sensitivity
+from fluxbridge.export.ilamb import run_export
 from fluxbridge.geo.integrate import run_integrate
 
 from .data.prepare import world
+from .data.test_fluxnet import HH_NAME, hh_frame, write
 
 #: This check raises TypeError (str - str) on string-valued coordinate variables
 #: (member, site, region names): a crash of compliance-checker 6.1.0, not a finding.
@@ -92,13 +96,22 @@ def written(tiny_demo: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[s
     assert run_prepare(base / "prepare.yaml", base / "prepared", base / "raw") == 0
     for p in _netcdf_files(base / "prepared"):
         files[f"prepared/{p.relative_to(base / 'prepared')}"] = p
+
+    assert run_export(tiny_demo, "ilamb", out=base / "export") == 0
+    for p in _netcdf_files(base / "export"):
+        files[f"export/{p.relative_to(base / 'export')}"] = p
+
+    write(hh_frame(2), base / "fluxnet", HH_NAME)
+    assert run_sites(base / "fluxnet", None, base / "sites.nc") == 0
+    files["sites/sites.nc"] = base / "sites.nc"
     return files
 
 
 def test_the_files_checked_include_every_writer(written: dict[str, Path]) -> None:
     missing = MUST_BE_CHECKED - set(written)
     assert not missing, f"not written by the demo any more: {sorted(missing)}"
-    assert any(name.startswith("prepared/") for name in written)
+    for writer in ("prepared/", "export/", "sites/"):
+        assert any(name.startswith(writer) for name in written), writer
     assert len(written) >= 30
 
 

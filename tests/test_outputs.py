@@ -108,9 +108,11 @@ def test_twin_force_replaces_only_its_own_output(tmp_path):
     out = tmp_path / "world"
     out.mkdir()
     (out / "field_notes.csv").write_text("mine")
-    with pytest.raises(FluxbridgeError, match="not written by fluxbridge"):
-        run_twin(TINY_SCENARIO, out, force=True)
-    assert _tree(out) == {"field_notes.csv": b"mine"}
+    for force in (False, True):
+        with pytest.raises(FluxbridgeError, match="not empty and was not written by fluxbridge"):
+            run_twin(TINY_SCENARIO, out, force=force)
+        assert _tree(out) == {"field_notes.csv": b"mine"}
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["world"]  # no staging left
     (out / "field_notes.csv").unlink()
     assert run_twin(TINY_SCENARIO, out, force=False) == 0
     first = (out / "truth.nc").stat().st_mtime_ns

@@ -13,7 +13,7 @@ from fluxbridge.data.canonical import NEE_UNITS
 from fluxbridge.errors import FluxbridgeError, SchemaError
 from fluxbridge.geo.grid import EARTH_RADIUS_M, Grid
 from fluxbridge.geo.integrate import region_land_area_m2, regional_integral_pgc, run_integrate
-from fluxbridge.geo.regions import reccap2
+from fluxbridge.geo.regions import country_mask, reccap2
 from fluxbridge.io import open_netcdf, write_netcdf
 
 # two cells: lat 0..30 (Δsin = 0.5) and 30..90 (Δsin = 1 - sin 60°), one 180° lon band each
@@ -208,6 +208,9 @@ def test_run_integrate_without_land_fraction_counts_no_ocean(tmp_path: Path) -> 
     area_mkm2 = result["region_land_area"].to_series() / 1e12
     assert area_mkm2["BRA"] == pytest.approx(8.516, rel=0.02)
     assert area_mkm2["OCE"] == pytest.approx(7.692 + 0.268, rel=0.02)
+    # the polygon shares behind it, Australia alone: 7.692 million km²
+    australia = float((grid.cell_area() * country_mask(grid, "AUS")).sum()) / 1e12
+    assert australia == pytest.approx(7.692, rel=0.02)
     assert area_mkm2["GLOBAL"] == pytest.approx(148.9, rel=0.03)
     # 1 g m-2 d-1 over the region's land for January's 31 days, in Pg
     january = float(result["nee"].sel(region="BRA")[0])

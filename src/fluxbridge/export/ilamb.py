@@ -61,8 +61,8 @@ TIME_UNITS = f"days since {TIME_EPOCH} 00:00:00"
 LAND_CELL_METHODS = "area: mean where land time: mean"
 
 NEE_ATTRS = {
-    "long_name": "Net Ecosystem Exchange of CO2, positive upward (release to the atmosphere) "
-    "[kgC m-2 s-1]",
+    "long_name": "Net Ecosystem Exchange of CO2 expressed as carbon, positive upward "
+    "(release to the atmosphere) [kgC m-2 s-1]",
     "positive": "up",
     "comment": "mass of carbon; ILAMB's nee (= ra + rh - gpp): positive = source to the "
     "atmosphere; fluxbridge ensemble mean",

@@ -145,7 +145,7 @@ class BridgeDecoupling(pl.Callback):
             + ", ".join(f"{r} {n}×" for r, n in counts.most_common(3))
             + f"; rel_error > {self.max_rel_error} or corr < {self.min_corr}{refits}){where}",
             BridgeDecouplingWarning,
-            stacklevel=2,
+            stacklevel=1,  # the caller is Lightning's hook runner: name this file instead
         )
 
     def _refit(self, net: NEENetwork, regions: list[str], epoch: int) -> None:

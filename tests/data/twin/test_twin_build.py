@@ -57,16 +57,6 @@ def test_passes_open_canonical_and_keeps_scenario(tiny):
     np.testing.assert_allclose(grid["pft_fraction"].sum("pft").values[grid.land_fraction > 0], 1)
 
 
-def test_refuses_non_empty_output_and_leaves_it_alone(tmp_path):
-    out = tmp_path / "taken"
-    out.mkdir()
-    (out / "keep.txt").write_text("mine")
-    with pytest.raises(FluxbridgeError, match="not empty"):
-        run_twin(TINY, out, force=False)
-    assert (out / "keep.txt").read_text() == "mine"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
-
-
 def test_bad_scenario_leaves_nothing(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({"seed": 0, "resolution_deg": 10.0, "years": [2001, 2001],
