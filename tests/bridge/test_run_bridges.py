@@ -268,3 +268,49 @@ def test_default_config_file_matches_dataclass() -> None:
 
     root = Path(__file__).resolve().parents[2]
     assert load_config(root / "configs" / "bridges" / "default.yaml") == BridgeConfig()
+
+
+def test_dask_cluster_gives_the_in_process_bridges(tmp_path: Path) -> None:
+    """bridges --dask on a 2-process LocalCluster on loopback: bitwise the in-process files."""
+    import warnings
+
+    distributed = pytest.importorskip("distributed")
+    from fluxbridge.data.twin import run_twin
+
+    data = tmp_path / "data"
+    assert run_twin(Path(__file__).resolve().parents[2] / "configs/twin/tiny.yaml", data) == 0
+    # in-process with a 2-job pool, on Dask one job per task: scheduling must not matter
+    cfg = config_file(tmp_path / "b.yaml", n_jobs=2, figures=False)
+    runs = {"here": tmp_path / "here", "dask": tmp_path / "dask"}
+    caught = {}
+    with warnings.catch_warnings(record=True) as caught["here"]:
+        warnings.simplefilter("always")
+        assert run_bridges(data, runs["here"], cfg) == 0
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,
+        warnings.catch_warnings(record=True) as caught["dask"],
+    ):
+        warnings.simplefilter("always")
+        assert run_bridges(data, runs["dask"], cfg, dask=cluster.scheduler_address) == 0
+    here = xr.open_dataset(runs["here"] / "bridges.nc", engine="h5netcdf").load()
+    there = xr.open_dataset(runs["dask"] / "bridges.nc", engine="h5netcdf").load()
+    assert set(here.variables) == set(there.variables) and len(here.variables) > 3
+    for name in here.variables:
+        np.testing.assert_array_equal(here[name].values, there[name].values, err_msg=name)
+    stamp = {"history"}  # the time of writing
+    assert {k: v for k, v in here.attrs.items() if k not in stamp} == {
+        k: v for k, v in there.attrs.items() if k not in stamp
+    }
+    for table in ("bridges_summary.csv", "bridges_fidelity.csv"):
+        assert (runs["here"] / table).read_bytes() == (runs["dask"] / table).read_bytes()
+
+    def fallbacks(record: list) -> list[str]:
+        return sorted(str(w.message) for w in record if w.category is BridgeFallbackWarning)
+
+    assert fallbacks(caught["here"]) == fallbacks(caught["dask"])

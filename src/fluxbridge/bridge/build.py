@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import combinations
 from pathlib import Path
 from typing import Literal
@@ -52,6 +52,7 @@ from fluxbridge.data.canonical import open_canonical
 from fluxbridge.errors import FluxbridgeError
 from fluxbridge.geo.integrate import regional_integral_pgc
 from fluxbridge.io import atomic_path, open_netcdf
+from fluxbridge.parallel import run_tasks
 
 log = logs.get(__name__)
 
@@ -357,8 +358,32 @@ def build_region(reg: RegionData, cfg: BridgeConfig, region_index: int) -> Regio
 # -- driver -----------------------------------------------------------------------------------
 
 
-def run_bridges(data: Path, run: Path, config: Path | None) -> int:
-    """Build the bridges of canonical dataset ``data`` into run directory ``run``."""
+def fit_regions(
+    regions: list[RegionData], cfg: BridgeConfig, dask: str | None = None
+) -> dict[int, RegionOutcome]:
+    """:func:`build_region` of every region with land, keyed by region index.
+
+    With ``dask`` (``"local"`` or a scheduler address) each region is one Dask task;
+    its seeds depend on the region index only, so the outcomes are those of the
+    in-process run. A task runs its robustness runs one after the other (``n_jobs=1``):
+    the cluster's workers are the parallelism, and a worker must not fork a pool.
+    """
+    todo = [r for r, reg in enumerate(regions) if reg.n_pixels > 0]
+    task_cfg = replace(cfg, n_jobs=1) if dask else cfg
+
+    def fit(r: int) -> RegionOutcome:
+        return build_region(regions[r], task_cfg, r)
+
+    outcomes = run_tasks(fit, todo, dask, desc="bridges", unit="region")
+    return dict(zip(todo, outcomes, strict=True))
+
+
+def run_bridges(data: Path, run: Path, config: Path | None, dask: str | None = None) -> int:
+    """Build the bridges of canonical dataset ``data`` into run directory ``run``.
+
+    ``dask``: ``"local"`` or a scheduler address to fit the regions as Dask tasks
+    (:mod:`fluxbridge.parallel`); the files are bitwise those of the in-process run.
+    """
     cfg = load_config(config)
     data, run = Path(data), Path(run)
     out = run / "bridges.nc"
@@ -378,6 +403,7 @@ def run_bridges(data: Path, run: Path, config: Path | None) -> int:
     bridges, rows = [], []
     counts = np.zeros(ctx["land"].shape)
     in_pool = np.zeros(ctx["land"].shape, dtype=bool)
+    outcomes = fit_regions(regions, cfg, dask)
     for r, reg in enumerate(regions):
         if reg.n_pixels == 0:
             warnings.warn(
@@ -387,7 +413,7 @@ def run_bridges(data: Path, run: Path, config: Path | None) -> int:
             )
             rows.append(_summary_row(reg, 0, None, "no_pixels", float("nan")))
             continue
-        outcome = build_region(reg, cfg, r)
+        outcome = outcomes[r]
         chosen, flag = outcome.chosen, outcome.fallback
         il, io = ctx["cell_ilat"][reg.cells], ctx["cell_ilon"][reg.cells]
         in_pool[il[outcome.pool], io[outcome.pool]] = True

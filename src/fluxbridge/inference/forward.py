@@ -30,6 +30,7 @@ from fluxbridge.data.canonical import (
 )
 from fluxbridge.errors import FluxbridgeError
 from fluxbridge.io import ENGINE, write_netcdf
+from fluxbridge.parallel import run_tasks
 
 log = logs.get(__name__)
 
@@ -188,12 +189,7 @@ def forward_run(
             part_dir, year, plan.steps(year), values, member_names, cell_ilat, cell_ilon, grid_ds
         )
 
-    if dask:
-        _run_on_dask(one, todo, dask)
-    else:
-        years = logs.progress(todo, f"forward {model_name}", "year") if progress else todo
-        for year in years:
-            one(year)
+    run_tasks(one, todo, dask, desc=f"forward {model_name}", unit="year", progress=progress)
 
     _merge_parts(part_dir, plan, out, model_name=model_name, daily=daily, grid_ds=grid_ds)
     shutil.rmtree(part_dir)
@@ -209,25 +205,6 @@ def _prepare_part_dir(part_dir: Path, fingerprint: dict[str, object]) -> None:
         shutil.rmtree(part_dir)  # parts of another run configuration are never mixed in
     part_dir.mkdir(parents=True)
     stamp.write_text(json.dumps(fingerprint, indent=1, sort_keys=True))
-
-
-def _run_on_dask(one: Callable[[int], None], todo: list[int], address: str) -> None:
-    from dask import delayed
-    from dask.distributed import Client, LocalCluster, progress
-
-    if address == "local":
-        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True)
-        client = Client(cluster)
-    else:
-        cluster, client = None, Client(address)
-    try:
-        futures = client.compute([delayed(one)(p) for p in todo])
-        progress(futures)
-        client.gather(futures)
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
 
 
 def _merge_parts(
