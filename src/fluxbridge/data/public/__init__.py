@@ -1,0 +1,1 @@
+"""Drivers from public products (ERA5, MODIS) on the canonical grid."""
