@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
@@ -44,3 +45,16 @@ def tiny_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     finally:
         mp.undo()
     return out
+
+
+@pytest.fixture
+def real_file() -> Callable[[str], Path]:
+    """``real_file("be_vie_2014_hh")`` → path of a real provider file (tests/real_files.yaml).
+
+    Downloaded on first use into ``$FLUXBRIDGE_TESTDATA`` (default
+    ``~/.cache/fluxbridge-testdata``); the test is skipped with the reason when
+    the download fails (offline), and fails on a checksum mismatch.
+    """
+    from tests.real_files import fetch_or_skip
+
+    return fetch_or_skip
