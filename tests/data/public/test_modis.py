@@ -11,6 +11,7 @@ with the code under test.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from pathlib import Path
 
@@ -485,3 +486,37 @@ def test_refusals(tmp_path: Path) -> None:
     (tmp_path / "MCD43C4.A2010001.hdf").write_text("not hdf")
     with pytest.raises(SchemaError, match="not a readable HDF4"):
         open_granule(tmp_path / "MCD43C4.A2010001.hdf")
+
+
+def test_netcdf_without_geographic_coordinates_is_refused(tmp_path: Path) -> None:
+    import h5netcdf
+
+    path = tmp_path / "MCD15A2H.A2010009.sinusoidal.nc"
+    with h5netcdf.File(path, "w") as f:  # AppEEARS' native-projection output: xdim/ydim in m
+        f.dimensions = {"ydim": 2, "xdim": 2}
+        for name in ("xdim", "ydim"):
+            v = f.create_variable(name, (name,), "f8")
+            v[:] = [0.0, 463.3]
+        f.create_variable("Fpar_500m", ("ydim", "xdim"), "u1")[:] = np.zeros((2, 2), np.uint8)
+    with pytest.raises(SchemaError, match="geographic projection"):
+        open_granule(path)
+
+
+def test_composites_no_day_takes_are_not_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    files, _ = _inputs(tmp_path)
+    early = _lst_file(
+        tmp_path / "MOD11C2.A2009361.061.1.hdf", np.full((4, 4), 15000), np.zeros((4, 4))
+    )
+    read: list[tuple[int, int]] = []
+    original = modis._lst_fields
+
+    def counting(g, rows, t, q):
+        read.append((g.dates[0].year, rows.start))
+        return original(g, rows, t, q)
+
+    monkeypatch.setattr(modis, "LST", dataclasses.replace(modis.LST, fields=counting))
+    ds = modis_daily(
+        ModisFiles(nbar=files.nbar, lst=(early, *files.lst), fpar=files.fpar), GRID, 2010
+    )
+    assert {year for year, _ in read} == {2010}  # the 2009 DOY 361 composite ends on 31 Dec 2009
+    assert np.isnan(ds["LST_Day"].sel(time="2010-01-01")).all()
