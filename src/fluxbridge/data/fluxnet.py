@@ -5,6 +5,8 @@ Supported files (names as distributed; the site id is taken from the name):
 * ``FLX_<site>_FLUXNET2015_<FULLSET|SUBSET>_<HH|HR|DD>_<y0>-<y1>_<version>.csv``
 * ``AMF_<site>_FLUXNET_<FULLSET|SUBSET>_<HH|HR|DD>_<y0>-<y1>_<version>.csv`` (AmeriFlux ONEFlux)
 * ``ICOSETC_<site>_FLUXNET_<HH|HR|DD>_L2.csv`` (ICOS ETC ONEFlux archive)
+* ``AMF_<site>_BASE_<HH|HR>_<version>.csv`` (AmeriFlux BASE, not gap-filled by the
+  network; read by :mod:`fluxbridge.data.ameriflux`, which documents its rules)
 
 Other files of those distributions (ERAI, AUXMETEO, AUXNEE, WW/MM/YY
 aggregates, ICOS ancillary tables) are skipped with a log line; any other CSV
@@ -79,20 +81,27 @@ _TABLE = re.compile(
     r"^FLUXNET(?:2015)?_(?:(?P<set>FULLSET|SUBSET)_)?(?P<res>HH|HR|DD)_"
     r"(?:\d{4}-\d{4}_[A-Za-z0-9-]+|L2)$"
 )
+_BASE = re.compile(r"^BASE_(?P<res>HH|HR)_[A-Za-z0-9-]+$")
 EXPECTED_NAMES = (
     "FLX_<site>_FLUXNET2015_FULLSET_<HH|HR|DD>_<yyyy>-<yyyy>_<v>.csv, "
-    "AMF_<site>_FLUXNET_FULLSET_<HH|HR|DD>_<yyyy>-<yyyy>_<v>.csv or "
-    "ICOSETC_<site>_FLUXNET_<HH|HR|DD>_L2.csv (site like US-Ha1)"
+    "AMF_<site>_FLUXNET_FULLSET_<HH|HR|DD>_<yyyy>-<yyyy>_<v>.csv, "
+    "ICOSETC_<site>_FLUXNET_<HH|HR|DD>_L2.csv or "
+    "AMF_<site>_BASE_<HH|HR>_<v>.csv (site like US-Ha1)"
 )
 
 
 @dataclass(frozen=True)
 class SiteFile:
-    """One FLUXNET site CSV: its path, site id and time resolution (None = not a flux table)."""
+    """One site CSV: path, site id, time resolution (None = not a flux table) and product.
+
+    ``product`` is ``"FLUXNET"`` (FLUXNET2015 / ONEFlux, gap-filled) or ``"BASE"``
+    (AmeriFlux BASE, read by :mod:`fluxbridge.data.ameriflux`).
+    """
 
     path: Path
     site: str
     resolution: Literal["HH", "HR", "DD"] | None
+    product: Literal["FLUXNET", "BASE"] = "FLUXNET"
 
 
 def parse_file_name(path: Path) -> SiteFile:
@@ -100,6 +109,9 @@ def parse_file_name(path: Path) -> SiteFile:
     match = _NAME.match(path.name)
     if match is None:
         raise SchemaError(path, None, f"not a FLUXNET file name; expected {EXPECTED_NAMES}")
+    base = _BASE.match(match["rest"]) if match["network"] == "AMF" else None
+    if base is not None:
+        return SiteFile(path, match["site"], base["res"], "BASE")  # type: ignore[arg-type]
     table = _TABLE.match(match["rest"])
     if table is None or (match["network"] == "FLX" and "2015" not in match["rest"]):
         return SiteFile(path, match["site"], None)
@@ -112,7 +124,10 @@ def read_site_file(
     """Daily NEE (gC m-2 d-1, positive = source), QC fractions and meteorology of one file.
 
     Returns a frame indexed by contiguous days (``time``) with the columns
-    :data:`DAILY_COLUMNS`; days without data are NaN.
+    :data:`DAILY_COLUMNS`; days without data are NaN. ``nee_variable`` chooses
+    among the FLUXNET columns; an AmeriFlux BASE file picks its own NEE column
+    (:func:`fluxbridge.data.ameriflux.read_base_file`) and only takes
+    ``min_valid_fraction`` from here.
     """
     path = Path(path)
     if nee_variable not in NEE_VARIABLES:
@@ -122,7 +137,12 @@ def read_site_file(
     info = parse_file_name(path)
     if info.resolution is None:
         raise SchemaError(path, None, f"not a HH/HR/DD flux table; expected {EXPECTED_NAMES}")
-    if info.resolution == "DD":
+    if info.product == "BASE":
+        from fluxbridge.data.ameriflux import read_base_records  # imports this module
+
+        daily = read_base_records(path, info.resolution, min_valid_fraction=min_valid_fraction)
+        nee_variable = str(daily.attrs.get("nee_column", nee_variable))
+    elif info.resolution == "DD":
         daily = _read_daily(path, nee_variable)
     else:
         daily = _read_subdaily(path, info.resolution, nee_variable, min_valid_fraction)
@@ -140,11 +160,15 @@ def read_site_file(
     return daily
 
 
-def _read_table(path: Path, stamps: tuple[str, ...], numeric: tuple[str, ...]) -> pd.DataFrame:
+def _read_table(
+    path: Path, stamps: tuple[str, ...], numeric: tuple[str, ...], skiprows: int = 0
+) -> pd.DataFrame:
+    """The named columns of a CSV; -9999 → NaN; ``skiprows`` lines before the header."""
     wanted = set(stamps + numeric)
     try:
         frame = pd.read_csv(
             path,
+            skiprows=skiprows,
             usecols=lambda c: c in wanted,
             dtype=dict.fromkeys(stamps, str),
             na_values=[str(MISSING), f"{MISSING}.0"],
@@ -164,7 +188,7 @@ def _read_table(path: Path, stamps: tuple[str, ...], numeric: tuple[str, ...]) -
         values = pd.to_numeric(frame[column], errors="coerce")
         bad = values.isna() & frame[column].notna()
         if bad.any():
-            line = int(np.argmax(bad.to_numpy())) + 2
+            line = int(np.argmax(bad.to_numpy())) + 2 + skiprows
             raise SchemaError(
                 path, column, f"non-numeric value {frame[column][bad].iloc[0]!r} at line {line}"
             )
@@ -172,25 +196,52 @@ def _read_table(path: Path, stamps: tuple[str, ...], numeric: tuple[str, ...]) -
     return frame
 
 
-def _parse_stamps(frame: pd.DataFrame, column: str, fmt: str, path: Path) -> pd.DatetimeIndex:
+def _parse_stamps(
+    frame: pd.DataFrame, column: str, fmt: str, path: Path, skiprows: int = 0
+) -> pd.DatetimeIndex:
     raw = frame[column]
     stamps = pd.to_datetime(raw, format=fmt, errors="coerce")
+    first = 2 + skiprows  # file line of the first data row
     if stamps.isna().any():
         i = int(np.argmax(stamps.isna().to_numpy()))
-        raise SchemaError(path, column, f"bad timestamp {raw.iloc[i]!r} at line {i + 2}; {fmt}")
+        raise SchemaError(path, column, f"bad timestamp {raw.iloc[i]!r} at line {i + first}; {fmt}")
     index = pd.DatetimeIndex(stamps)
     step = np.diff(index.asi8)
     if (step == 0).any():
         i = int(np.argmax(step == 0)) + 1
-        raise SchemaError(path, column, f"duplicate timestamp {raw.iloc[i]} at line {i + 2}")
+        raise SchemaError(path, column, f"duplicate timestamp {raw.iloc[i]} at line {i + first}")
     if (step < 0).any():
         i = int(np.argmax(step < 0)) + 1
         raise SchemaError(
             path,
             column,
-            f"timestamps not increasing: {raw.iloc[i]} at line {i + 2} follows {raw.iloc[i - 1]}",
+            f"timestamps not increasing: {raw.iloc[i]} at line {i + first} "
+            f"follows {raw.iloc[i - 1]}",
         )
     return index
+
+
+def subdaily_starts(
+    frame: pd.DataFrame, path: Path, resolution: str, skiprows: int = 0
+) -> pd.DatetimeIndex:
+    """TIMESTAMP_START of a HH/HR table, checked against TIMESTAMP_END and the record grid."""
+    start = _parse_stamps(frame, "TIMESTAMP_START", "%Y%m%d%H%M", path, skiprows)
+    end = _parse_stamps(frame, "TIMESTAMP_END", "%Y%m%d%H%M", path, skiprows)
+    step = pd.Timedelta(minutes=STEP_MINUTES[resolution])
+    first = 2 + skiprows
+    wrong = (end - start) != step
+    if wrong.any():
+        i = int(np.argmax(wrong))
+        raise SchemaError(
+            path,
+            "TIMESTAMP_END",
+            f"record at line {i + first} lasts {end[i] - start[i]}; a {resolution} file has {step}",
+        )
+    off_grid = (start - start[0]) % step != pd.Timedelta(0)
+    if off_grid.any():
+        i = int(np.argmax(off_grid))
+        raise SchemaError(path, "TIMESTAMP_START", f"line {i + first} is off the {step} grid")
+    return start
 
 
 def _read_subdaily(
@@ -198,21 +249,7 @@ def _read_subdaily(
 ) -> pd.DataFrame:
     qc_name = f"{nee_variable}_QC"
     frame = _read_table(path, ("TIMESTAMP_START", "TIMESTAMP_END"), (nee_variable, qc_name, *METEO))
-    start = _parse_stamps(frame, "TIMESTAMP_START", "%Y%m%d%H%M", path)
-    end = _parse_stamps(frame, "TIMESTAMP_END", "%Y%m%d%H%M", path)
-    step = pd.Timedelta(minutes=STEP_MINUTES[resolution])
-    wrong = (end - start) != step
-    if wrong.any():
-        i = int(np.argmax(wrong))
-        raise SchemaError(
-            path,
-            "TIMESTAMP_END",
-            f"record at line {i + 2} lasts {end[i] - start[i]}; a {resolution} file has {step}",
-        )
-    off_grid = (start - start[0]) % step != pd.Timedelta(0)
-    if off_grid.any():
-        i = int(np.argmax(off_grid))
-        raise SchemaError(path, "TIMESTAMP_START", f"line {i + 2} is off the {step} grid")
+    start = subdaily_starts(frame, path, resolution)
     qc = frame[qc_name]
     bad_qc = qc.notna() & ~qc.isin([0, 1, 2, 3])
     if bad_qc.any():
@@ -223,20 +260,21 @@ def _read_subdaily(
     nee = frame[nee_variable]
     out = pd.DataFrame(
         {
-            "nee_obs": _daily_mean(nee, day, need) * UMOL_TO_GC_PER_DAY,
+            "nee_obs": daily_mean(nee, day, need) * UMOL_TO_GC_PER_DAY,
             "nee_qc_fraction": ((qc <= 1) & nee.notna()).groupby(day).sum() / per_day,
             "nee_measured_fraction": ((qc == 0) & nee.notna()).groupby(day).sum() / per_day,
         }
     )
-    out["tair"] = _daily_mean(frame["TA_F"], day, need)
-    out["sw_in"] = _daily_mean(frame["SW_IN_F"], day, need) * W_TO_MJ_PER_DAY
-    out["vpd"] = _daily_mean(frame["VPD_F"], day, need)
+    out["tair"] = daily_mean(frame["TA_F"], day, need)
+    out["sw_in"] = daily_mean(frame["SW_IN_F"], day, need) * W_TO_MJ_PER_DAY
+    out["vpd"] = daily_mean(frame["VPD_F"], day, need)
     # P_F is mm per record; the day's total is the mean per record × records per day.
-    out["precip"] = _daily_mean(frame["P_F"], day, need) * per_day
+    out["precip"] = daily_mean(frame["P_F"], day, need) * per_day
     return out[list(DAILY_COLUMNS)]
 
 
-def _daily_mean(values: pd.Series, day: pd.DatetimeIndex, need: int) -> pd.Series:
+def daily_mean(values: pd.Series, day: pd.DatetimeIndex, need: int) -> pd.Series:
+    """Mean of each day's valid values; NaN for a day with fewer than ``need`` of them."""
     grouped = values.groupby(day)
     return grouped.mean().where(grouped.count() >= need)
 
