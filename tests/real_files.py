@@ -29,10 +29,17 @@ def fetch_module() -> ModuleType:
     return sys.modules[name]
 
 
+#: Failed downloads of this test session, by key: an offline machine tries pip once per file.
+_FAILED: dict[str, str] = {}
+
+
 def fetch_or_skip(key: str) -> Path:
     """Path of the real file ``key``; skips the calling test when the download fails."""
+    if key in _FAILED:
+        pytest.skip(_FAILED[key])
     fetch = fetch_module()
     try:
         return fetch.fetch(key)
     except fetch.DownloadError as exc:
-        pytest.skip(f"offline: {exc}")
+        _FAILED[key] = f"offline: {exc}"
+        pytest.skip(_FAILED[key])
