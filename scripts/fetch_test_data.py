@@ -39,6 +39,7 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import IO
 
 import yaml
 
@@ -218,7 +219,7 @@ def _extract(archive: Path, member: str, target: Path) -> None:
                     _copy(source, sink)
 
 
-def _copy(source, sink) -> None:  # type: ignore[no-untyped-def]
+def _copy(source: IO[bytes], sink: IO[bytes]) -> None:
     for block in iter(lambda: source.read(1 << 20), b""):
         sink.write(block)
 
