@@ -16,6 +16,7 @@ from typing import Literal
 
 from fluxbridge.config import from_mapping, load_yaml
 from fluxbridge.data.canonical import RECCAP2_REGIONS
+from fluxbridge.data.public.water import BucketParameters
 from fluxbridge.errors import ConfigError
 from fluxbridge.geo.grid import Grid
 
@@ -28,6 +29,59 @@ class ProductRef:
 
     entry: str
     mapping: str
+
+
+@dataclass(frozen=True)
+class ModisEntries:
+    """The three MODIS products of the public drivers, by manifest entry name."""
+
+    nbar: str = "modis-mcd43c4"
+    lst: str = "modis-mod11c2"
+    fpar: str = "modis-mcd15a2h"
+
+
+@dataclass(frozen=True)
+class DriversConfig:
+    """Where the 10 Table A2 drivers come from.
+
+    ``source: fluxcom`` (default) reads the FLUXCOM RS+METEO driver set (``entry``,
+    ``mapping``). ``source: public`` builds them from ERA5 (``era5``: entry and an
+    ``Era5Mapping``) and MODIS (``modis``), with mean seasonal cycles over
+    ``msc_years`` (Table A2: 2001–2012; must lie within ``years``), optionally
+    smoothed over ``msc_window_days``, and the WAI bucket ``wai``
+    (:class:`fluxbridge.data.public.water.BucketParameters`).
+    """
+
+    source: Literal["fluxcom", "public"] = "fluxcom"
+    entry: str | None = None
+    mapping: str | None = None
+    era5: ProductRef | None = None
+    modis: ModisEntries | None = None
+    msc_years: list[int] = field(default_factory=lambda: [2001, 2012])
+    msc_window_days: int = 1
+    wai: BucketParameters = field(default_factory=BucketParameters)
+
+    def __post_init__(self) -> None:
+        if self.source == "fluxcom" and (self.entry is None or self.mapping is None):
+            raise ValueError("drivers: source fluxcom needs entry and mapping")
+        if self.source == "public" and (self.era5 is None or self.modis is None):
+            raise ValueError("drivers: source public needs era5 {entry, mapping} and modis")
+        if len(self.msc_years) != 2 or self.msc_years[0] > self.msc_years[1]:
+            raise ValueError(f"drivers.msc_years must be [first, last], got {self.msc_years}")
+        if self.msc_window_days < 1:
+            raise ValueError(f"drivers.msc_window_days must be >= 1, got {self.msc_window_days}")
+
+    def entries(self) -> dict[str, str]:
+        """Manifest entry name → role."""
+        if self.source == "fluxcom":
+            return {str(self.entry): "drivers"}
+        assert self.era5 is not None and self.modis is not None
+        return {
+            self.era5.entry: "era5",
+            self.modis.nbar: "modis_nbar",
+            self.modis.lst: "modis_lst",
+            self.modis.fpar: "modis_fpar",
+        }
 
 
 @dataclass(frozen=True)
@@ -118,7 +172,7 @@ class PrepareConfig:
     years: list[int]
     resolution_deg: float
     sites: SitesConfig
-    drivers: ProductRef
+    drivers: DriversConfig
     reference: ProductRef
     inversions: InversionsConfig
     residual_sink: ProductRef
@@ -138,6 +192,11 @@ class PrepareConfig:
             self.years[0] <= self.top_down_years[0] and self.top_down_years[1] <= self.years[1]
         ):
             raise ValueError(f"top_down_years {self.top_down_years} must lie within {self.years}")
+        msc = self.drivers.msc_years
+        if self.drivers.source == "public" and not (
+            self.years[0] <= msc[0] and msc[1] <= self.years[1]
+        ):
+            raise ValueError(f"drivers.msc_years {msc} must lie within years {self.years}")
         try:
             Grid.global_regular(self.resolution_deg)
         except ValueError as exc:
@@ -162,7 +221,7 @@ class PrepareConfig:
         """Manifest entry name → what it is used for (required inputs only)."""
         used = {
             self.sites.entry: "sites",
-            self.drivers.entry: "drivers",
+            **self.drivers.entries(),
             self.reference.entry: "reference",
             self.inversions.entry: "inversions",
             self.residual_sink.entry: "residual_sink",

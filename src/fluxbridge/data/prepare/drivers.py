@@ -1,4 +1,8 @@
-"""drivers.nc: the 10 Table A2 drivers, daily, at land cells, from the FLUXCOM driver files.
+"""drivers.nc: the 10 Table A2 drivers, daily, at land cells.
+
+From the FLUXCOM driver files (below) or, with ``drivers.source: public``, from
+ERA5 and MODIS (:mod:`fluxbridge.data.prepare.public`); :func:`static_fields`
+and :func:`year_parts` choose by the driver mapping.
 
 One year at a time is read, in blocks of at most 256 MiB, so memory stays bounded at
 0.5°; every year becomes a part file (resumable), and drivers.nc is streamed
@@ -18,8 +22,11 @@ import xarray as xr
 
 from fluxbridge.data.canonical import DRIVERS
 from fluxbridge.data.gridded import open_product
-from fluxbridge.data.prepare.gridfile import grid_index
-from fluxbridge.data.prepare.mappings import DriverSet
+from fluxbridge.data.prepare import public
+from fluxbridge.data.prepare.config import LoadedConfig, PrepareConfig
+from fluxbridge.data.prepare.gridfile import grid_index, read_static
+from fluxbridge.data.prepare.inputs import Input
+from fluxbridge.data.prepare.mappings import DriverSet, Era5Mapping, load_mapping
 from fluxbridge.errors import SchemaError
 from fluxbridge.geo.grid import Grid
 
@@ -144,3 +151,57 @@ def assemble(parts: list[Path]) -> xr.Dataset:
     ds = ds.assign(cell_ilat=cells["cell_ilat"], cell_ilon=cells["cell_ilon"])
     ds.attrs = {"title": "Upton et al. Table A2 drivers at land cells (daily)"}
     return ds
+
+
+# ---------------------------------------------------------------- source dispatch
+
+
+def driver_mapping(loaded: LoadedConfig) -> DriverSet | Era5Mapping:
+    """The mapping of the driver source: a FLUXCOM :class:`DriverSet` or an :class:`Era5Mapping`."""
+    drivers = loaded.config.drivers
+    if drivers.source == "public":
+        assert drivers.era5 is not None
+        return load_mapping(Era5Mapping, loaded.mapping_path(drivers.era5.mapping))
+    assert drivers.mapping is not None
+    return load_mapping(DriverSet, loaded.mapping_path(drivers.mapping))
+
+
+def static_fields(
+    inputs: dict[str, Input], mapping: DriverSet | Era5Mapping, grid: Grid
+) -> tuple[xr.DataArray, xr.DataArray]:
+    """Land fraction (lat, lon) and PFT fractions (pft, lat, lon) for grid.nc."""
+    if isinstance(mapping, Era5Mapping):
+        return public.land_sea_mask(inputs["era5"], mapping, grid)
+    path = inputs["drivers"].path / mapping.static_file
+    return read_static(path, mapping, grid)
+
+
+def year_parts(
+    cfg: PrepareConfig,
+    inputs: dict[str, Input],
+    mapping: DriverSet | Era5Mapping,
+    grid: Grid,
+    pft: xr.DataArray,
+    cells: tuple[np.ndarray, np.ndarray],
+    part: public.PartWriter,
+) -> list[Path]:
+    """One ``drivers_<year>.nc`` part per year of ``cfg`` (resumable through ``part``)."""
+    if isinstance(mapping, Era5Mapping):
+        return public.year_parts(cfg.drivers, cfg.year_range, inputs, mapping, grid, cells, part)
+    driver_dir = inputs["drivers"].path
+    parts = []
+    for year in cfg.year_range:
+        path = driver_dir / mapping.files.format(year=year)
+        if not path.is_file():
+            raise SchemaError(
+                path,
+                None,
+                f"driver file for {year} not found (pattern {mapping.files!r} in {driver_dir})",
+            )
+        parts.append(
+            part(
+                f"drivers_{year}.nc",
+                lambda p=path, y=year: year_part(p, mapping, y, grid, pft, cells),
+            )
+        )
+    return parts

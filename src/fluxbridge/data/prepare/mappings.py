@@ -15,6 +15,7 @@ from typing import Literal, TypeVar
 from fluxbridge.config import from_mapping, load_yaml
 from fluxbridge.data.canonical import DRIVER_NAMES
 from fluxbridge.data.gridded import ProductMapping
+from fluxbridge.data.public.era5 import Era5Product
 
 T = TypeVar("T")
 
@@ -84,6 +85,43 @@ class DriverSet:
             raise ValueError(
                 f"variables must be the 10 Table A2 drivers: missing {missing}, unknown {extra}"
             )
+        if "{year}" not in self.files:
+            raise ValueError(f"files {self.files!r} must contain '{{year}}'")
+
+
+@dataclass(frozen=True)
+class LandSeaMask:
+    """The land fraction of the public drivers: a land-sea mask file under the ERA5 entry.
+
+    ``files`` is a glob under the entry's target (one file); ``variable`` a 0..1
+    land fraction (ERA5 ``lsm``), regridded conservatively to the canonical grid.
+    Canonical cells with less land than ``min_land_fraction`` are ocean (0).
+    """
+
+    files: str
+    variable: str = "lsm"
+    min_land_fraction: float = 0.05
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.min_land_fraction < 1:
+            raise ValueError(f"min_land_fraction must be in [0, 1), got {self.min_land_fraction}")
+
+
+@dataclass(frozen=True)
+class Era5Mapping:
+    """ERA5 single levels as downloaded from the CDS (docs/real_data.md, "Drivers from public
+    products"): ``files`` is a glob under the entry's target with ``{year}`` (every file of
+    that year: one per year, month or variable); ``read`` names the product layout and
+    variables (:class:`fluxbridge.data.public.era5.Era5Product`)."""
+
+    product: str
+    source: str
+    files: str
+    land_sea_mask: LandSeaMask
+    read: Era5Product = field(default_factory=Era5Product)
+    unverified: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
         if "{year}" not in self.files:
             raise ValueError(f"files {self.files!r} must contain '{{year}}'")
 

@@ -45,7 +45,7 @@ def potential_radiation(lat_deg: np.ndarray | float, day_of_year: np.ndarray | i
 
 def rpot_daily(days: pd.DatetimeIndex, lat_deg: np.ndarray) -> xr.DataArray:
     """Rpot (time, lat) in MJ m-2 d-1 for every day in ``days`` and every latitude."""
-    doy = np.asarray(days.dayofyear)
+    doy = np.asarray(days.day_of_year)
     values = potential_radiation(np.asarray(lat_deg)[None, :], doy[:, None])
     return xr.DataArray(
         values,

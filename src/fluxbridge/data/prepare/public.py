@@ -1,0 +1,200 @@
+"""drivers.nc and the land fraction from public products (``drivers.source: public``).
+
+Steps, each a resumable part file in the prepare work directory:
+
+1. ``public_base_<year>.nc`` per year, in order: ERA5 daily Tair, Rg, precipitation
+   at the land cells (:mod:`fluxbridge.data.public.era5`), Rpot
+   (:mod:`~fluxbridge.data.public.solar`), WAI (:mod:`~fluxbridge.data.public.water`;
+   the bucket state at the end of the year is stored in the part and carried to the
+   next year; the first year is spun up), MODIS (:func:`~fluxbridge.data.public.modis.modis_daily`)
+   and their products (:func:`~fluxbridge.data.public.drivers.base_year`);
+2. ``public_msc.nc``: the mean seasonal cycles over ``drivers.msc_years``, one
+   variable at a time from the base parts;
+3. ``drivers_<year>.nc`` per year: the 10 Table A2 drivers, the same layout as the
+   FLUXCOM path's parts (sites.nc and drivers.nc are built from them).
+
+The land fraction is the ERA5 land-sea mask regridded conservatively; there is
+one pseudo plant functional type (``all``, fraction 1): the MODIS fields are cell
+means over all land cover, so nothing is reconstructed per PFT.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from fluxbridge.data.prepare.config import DriversConfig
+from fluxbridge.data.prepare.inputs import Input
+from fluxbridge.data.prepare.mappings import Era5Mapping
+from fluxbridge.data.public import modis
+from fluxbridge.data.public.drivers import MSC_INPUTS, base_year, compose_year, mean_seasonal_cycle
+from fluxbridge.data.public.era5 import era5_daily
+from fluxbridge.data.public.solar import potential_radiation
+from fluxbridge.data.public.water import (
+    BucketState,
+    priestley_taylor_pet,
+    run_bucket,
+    spin_up,
+)
+from fluxbridge.errors import SchemaError
+from fluxbridge.geo.grid import Grid
+from fluxbridge.geo.regrid import regrid_conservative
+
+log = logging.getLogger(__name__)
+
+#: Builds (or reuses) one part file: (name, build) → path.
+PartWriter = Callable[[str, Callable[[], xr.Dataset]], Path]
+
+
+def land_sea_mask(
+    era5: Input, mapping: Era5Mapping, grid: Grid
+) -> tuple[xr.DataArray, xr.DataArray]:
+    """Land fraction (lat, lon) from the ERA5 land-sea mask, and PFT fractions (one ``all``)."""
+    spec = mapping.land_sea_mask
+    found = sorted(era5.path.glob(spec.files))
+    if len(found) != 1:
+        raise SchemaError(
+            era5.path / spec.files,
+            spec.variable,
+            f"expected one land-sea mask file, found {len(found)} (request ERA5 "
+            "'land_sea_mask' once, see docs/real_data.md)",
+        )
+    path = found[0]
+    with xr.open_dataset(path, engine="cfgrib" if _is_grib(path) else None) as ds:
+        if spec.variable not in ds.variables:
+            raise SchemaError(path, spec.variable, f"missing; the file has {sorted(map(str, ds))}")
+        lsm = ds[spec.variable].load()
+    names = {"latitude": "lat", "longitude": "lon"}
+    lsm = lsm.rename({k: v for k, v in names.items() if k in lsm.dims}).squeeze(drop=True)
+    if set(lsm.dims) != {"lat", "lon"}:
+        raise SchemaError(path, spec.variable, f"expected one (lat, lon) field, dims {lsm.dims}")
+    if float(lsm.min()) < 0 or float(lsm.max()) > 1 + 1e-6:
+        raise SchemaError(path, spec.variable, "values outside [0, 1]: not a land fraction")
+    land = regrid_conservative(lsm.reset_coords(drop=True), grid).fillna(0.0).clip(0.0, 1.0)
+    land = land.where(land >= spec.min_land_fraction, 0.0)
+    pft = (land > 0).astype(np.float64).expand_dims(pft=np.array(["all"], dtype=object))
+    return land.assign_attrs(units="1"), pft.assign_attrs(units="1")
+
+
+def _is_grib(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(4) == b"GRIB"
+
+
+def era5_files(era5: Input, mapping: Era5Mapping, year: int) -> list[Path]:
+    """The ERA5 files of ``year`` (error when there is none)."""
+    found = sorted(p for p in era5.path.glob(mapping.files.format(year=year)) if p.is_file())
+    if not found:
+        raise SchemaError(
+            era5.path / mapping.files.format(year=year),
+            None,
+            f"no ERA5 file for {year} (pattern {mapping.files!r} in {era5.path})",
+        )
+    return found
+
+
+def modis_files(inputs: dict[str, Input]) -> modis.ModisFiles:
+    """Every file of the three MODIS entries (modis_daily reads only the dates it needs)."""
+
+    def data_files(item: Input) -> tuple[Path, ...]:
+        return tuple(p for p in item.files() if p.suffix.lower() in (".hdf", ".nc", ".nc4", ".h5"))
+
+    return modis.ModisFiles(
+        nbar=data_files(inputs["modis_nbar"]),
+        lst=data_files(inputs["modis_lst"]),
+        fpar=data_files(inputs["modis_fpar"]),
+    )
+
+
+def _base_part(
+    year: int,
+    years: range,
+    config: DriversConfig,
+    inputs: dict[str, Input],
+    mapping: Era5Mapping,
+    grid: Grid,
+    cells: tuple[np.ndarray, np.ndarray],
+    previous: Path | None,
+) -> xr.Dataset:
+    days = pd.date_range(f"{year}-01-01", f"{year}-12-31", freq="D")
+    paths = era5_files(inputs["era5"], mapping, year)
+    has_next = year + 1 in years or any(
+        inputs["era5"].path.glob(mapping.files.format(year=year + 1))
+    )
+    if has_next and mapping.read.layout == "hourly":
+        paths += era5_files(inputs["era5"], mapping, year + 1)  # 00 UTC of 1 January
+    era5 = era5_daily(paths, mapping.read, days, grid, cells, last_day_short=not has_next)
+    params = config.wai
+    pet = priestley_taylor_pet(era5["rg"].values, era5["tair"].values, params)
+    precip, tair = era5["precip"].values, era5["tair"].values
+    if previous is None:
+        log.info("WAI: spinning up the bucket on %d (%d passes)", year, params.spinup_years)
+        state = spin_up(precip, pet, tair, params)
+    else:
+        with xr.open_dataset(previous, engine="h5netcdf") as prev:
+            state = BucketState(prev["wai_end_water"].values, prev["wai_end_snow"].values)
+    wai, end = run_bucket(precip, pet, tair, state, params)
+    rpot = potential_radiation(grid.lat[cells[0]][None, :], days.day_of_year.to_numpy()[:, None])
+    fields = modis.modis_daily(modis_files(inputs), grid, year)
+    base = base_year(era5, fields, rpot, wai, cells)
+    # The bucket state carries the WAI into the next year's part (resumable year by year).
+    base["wai_end_water"] = ("cell", end.water, {"units": "mm", "long_name": "WAI bucket water"})
+    base["wai_end_snow"] = ("cell", end.snow, {"units": "mm", "long_name": "WAI snow store"})
+    return base
+
+
+def year_parts(
+    config: DriversConfig,
+    years: range,
+    inputs: dict[str, Input],
+    mapping: Era5Mapping,
+    grid: Grid,
+    cells: tuple[np.ndarray, np.ndarray],
+    part: PartWriter,
+) -> list[Path]:
+    """Build the base, MSC and driver parts; return the ``drivers_<year>.nc`` parts in order."""
+    base: dict[int, Path] = {}
+    previous: Path | None = None
+    for year in years:
+        base[year] = part(
+            f"public_base_{year}.nc",
+            lambda y=year, prev=previous: _base_part(
+                y, years, config, inputs, mapping, grid, cells, prev
+            ),
+        )
+        previous = base[year]
+    first, last = config.msc_years
+
+    def build_msc() -> xr.Dataset:
+        cycles = {}
+        for name in MSC_INPUTS:
+            arrays = (
+                xr.open_dataset(base[y], engine="h5netcdf")[name] for y in range(first, last + 1)
+            )
+            cycles[name] = (
+                ("slot", "cell"),
+                mean_seasonal_cycle(arrays, config.msc_window_days, name),
+            )
+        return xr.Dataset(cycles, attrs={"msc_years": f"{first}-{last}"})
+
+    msc = part("public_msc.nc", build_msc)
+    ilat, ilon = cells
+
+    def build_year(year: int) -> xr.Dataset:
+        with (
+            xr.open_dataset(msc, engine="h5netcdf") as m,
+            xr.open_dataset(base[year], engine="h5netcdf") as b,
+        ):
+            cycles = {name: m[name].values for name in MSC_INPUTS}
+            out = compose_year(b.load(), cycles)
+        return out.assign(
+            cell_ilat=("cell", ilat.astype(np.int32), {"long_name": "lat index"}),
+            cell_ilon=("cell", ilon.astype(np.int32), {"long_name": "lon index"}),
+        )
+
+    return [part(f"drivers_{year}.nc", lambda y=year: build_year(y)) for year in years]

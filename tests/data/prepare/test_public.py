@@ -1,0 +1,155 @@
+"""``invoke prepare`` with ``drivers.source: public`` on the tiny real-data world.
+
+ERA5 comes as the CDS daily-statistics NetCDF (the hourly reader is tested in
+tests/data/public/test_era5.py), the land fraction as the ERA5 land-sea mask, and
+MODIS through a stand-in of :func:`fluxbridge.data.public.modis.modis_daily` (same
+signature and output shape), so every driver has a hand value.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from fluxbridge.data.canonical import open_canonical
+from fluxbridge.data.prepare.run import run_prepare
+from fluxbridge.data.public import modis
+from fluxbridge.geo.grid import Grid
+
+from . import world
+
+TAIR_K = 288.15  # 15 °C
+SSRD_DAILY_MEAN = 5.0e5  # J m-2 per hour → Rg = 12 MJ m-2 d-1
+TP_DAILY_MEAN = 1.0e-4  # m per hour → 2.4 mm d-1
+MODIS = {"EVI": 0.5, "NDVI": 0.8, "NDWI": 0.2, "Band4": 0.1, "LST_Day": 300.0}
+MODIS |= {"LST_Night": 280.0, "FPAR": 0.5}
+
+
+def _write_era5(folder: Path) -> None:
+    """Daily statistics per year and the land-sea mask, as the CDS writes them (NetCDF4,
+    valid_time, latitude north to south, longitude 0..360)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lat = world.centres(world.RES, -90, 90)[::-1]
+    lon = world.centres(world.RES, 0, 360)
+    land = np.roll(world.land_fraction(), lon.size // 2, axis=1)[::-1]
+    for year in range(world.YEARS[0], world.YEARS[1] + 1):
+        days = pd.date_range(f"{year}-01-01", f"{year}-12-31", freq="D")
+        shape = (days.size, lat.size, lon.size)
+        dims = ("valid_time", "latitude", "longitude")
+        xr.Dataset(
+            {
+                "t2m": (dims, np.full(shape, TAIR_K), {"units": "K"}),
+                "ssrd": (dims, np.full(shape, SSRD_DAILY_MEAN), {"units": "J m**-2"}),
+                "tp": (dims, np.full(shape, TP_DAILY_MEAN), {"units": "m"}),
+            },
+            coords={"valid_time": days, "latitude": lat, "longitude": lon},
+        ).to_netcdf(folder / f"era5_daily_mean_{year}.nc", engine="h5netcdf")
+    xr.Dataset(
+        {"lsm": (("valid_time", "latitude", "longitude"), land[None], {"units": "(0 - 1)"})},
+        coords={"valid_time": [np.datetime64("1940-01-01")], "latitude": lat, "longitude": lon},
+    ).to_netcdf(folder / "era5_land_sea_mask.nc", engine="h5netcdf")
+
+
+def _stand_in_modis_daily(files: modis.ModisFiles, grid: Grid, year: int) -> xr.Dataset:
+    assert files.nbar and files.lst and files.fpar
+    days = pd.date_range(f"{year}-01-01", f"{year}-12-31", freq="D")
+    shape = (days.size, *grid.shape)
+    return xr.Dataset(
+        {k: (("time", "lat", "lon"), np.full(shape, v, np.float32)) for k, v in MODIS.items()},
+        coords={"time": days, **grid.coords()},
+    )
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("public")
+    world.write_world(root / "raw")
+    _write_era5(root / "raw/era5/single_levels")
+    for target in ("mcd43c4", "mod11c2", "mcd15a2h"):
+        (root / "raw/modis" / target).mkdir(parents=True)
+        (root / "raw/modis" / target / "granule.hdf").write_bytes(b"stand-in")
+    world.write_manifest(root / "manifest.yaml")
+    drivers = {
+        "source": "public",
+        "era5": {"entry": "era5-single-levels", "mapping": "era5_daily_statistics"},
+        "modis": {"nbar": "modis-mcd43c4", "lst": "modis-mod11c2", "fpar": "modis-mcd15a2h"},
+        "msc_years": list(world.YEARS),
+        "wai": {"capacity_mm": 100.0, "spinup_years": 2},
+    }
+    config = world.write_config(root / "prepare.yaml", root / "manifest.yaml", drivers=drivers)
+    mp = pytest.MonkeyPatch()
+    mp.setattr(modis, "modis_daily", _stand_in_modis_daily)
+    try:
+        assert run_prepare(config, root / "canonical", root / "raw") == 0
+    finally:
+        mp.undo()
+    return root / "canonical"
+
+
+def test_public_drivers_by_hand(prepared: Path) -> None:
+    ds = open_canonical(prepared)
+    drivers = xr.open_dataset(prepared / "drivers.nc", engine="h5netcdf")
+    np.testing.assert_allclose(drivers["Tair"].values, 15.0, atol=1e-4)
+    np.testing.assert_allclose(drivers["MSC_EVIRpot"].values, 0.5 * 12.0, rtol=1e-5)
+    np.testing.assert_allclose(drivers["MSC_FparLST"].values, 0.5 * 300.0, rtol=1e-6)
+    np.testing.assert_allclose(drivers["MIN_MSC_NDWI"].values, 0.2, rtol=1e-6)
+    np.testing.assert_allclose(drivers["MSC_LST_Night"].values, 280.0, rtol=1e-6)
+    np.testing.assert_allclose(drivers["AMP_MSC_NDVI"].values, 0.0, atol=1e-6)
+    np.testing.assert_allclose(drivers["AMP_Band4"].values, 0.0, atol=1e-6)
+    # WAI at equilibrium under constant forcing. Uncapped, W = (W + P)(1 − k) with
+    # k = PET/C would give W = P(1 − k)/k > C here, so the bucket stays full after the
+    # rain (S = C) and W = C(1 − k). PET by hand (Priestley–Taylor; FAO-56 Eqs. 13, 8):
+    es = 0.6108 * np.exp(17.27 * 15 / (15 + 237.3))
+    slope = 4098 * es / (15 + 237.3) ** 2
+    pet = 1.26 * slope / (slope + 0.000665 * 101.3) * (0.6 * 12.0) / 2.45
+    k = pet / 100.0
+    assert 2.4 * (1 - k) / k > 100.0
+    w_eq = 100.0 * (1 - k)
+    np.testing.assert_allclose(drivers["WAI2"].values[-1], w_eq, rtol=1e-4)
+    np.testing.assert_allclose(drivers["AMP_MSC_WAI"].values[-1], 0.0, atol=1e-2)
+    # Rg_VIMSC = MSC(NDVI × Rpot): at the equator-nearest land row on 21 March (slot 79)
+    # Rpot = 24·60/π · 0.082 · dr · cos φ cos δ sin ωs (FAO-56 Eq. 21).
+    assert ds is not None
+    grid = xr.open_dataset(prepared / "grid.nc", engine="h5netcdf")
+    lat = grid["lat"].values[drivers["cell_ilat"].values]
+    j = 80  # 21 March 2003
+    phi, dr = np.deg2rad(lat), 1 + 0.033 * np.cos(2 * np.pi * j / 365)
+    delta = 0.409 * np.sin(2 * np.pi * j / 365 - 1.39)
+    ws = np.arccos(-np.tan(phi) * np.tan(delta))
+    ra = (
+        1440
+        / np.pi
+        * 0.082
+        * dr
+        * (ws * np.sin(phi) * np.sin(delta) + np.cos(phi) * np.cos(delta) * np.sin(ws))
+    )
+    # The MSC averages 2003 (J = 80) and 2004 (J = 81 on 21 March, same slot 79).
+    j2 = 81
+    dr2 = 1 + 0.033 * np.cos(2 * np.pi * j2 / 365)
+    delta2 = 0.409 * np.sin(2 * np.pi * j2 / 365 - 1.39)
+    ws2 = np.arccos(-np.tan(phi) * np.tan(delta2))
+    ra2 = (
+        1440
+        / np.pi
+        * 0.082
+        * dr2
+        * (ws2 * np.sin(phi) * np.sin(delta2) + np.cos(phi) * np.cos(delta2) * np.sin(ws2))
+    )
+    day = pd.DatetimeIndex(drivers["time"].values).get_loc(pd.Timestamp("2003-03-21"))
+    np.testing.assert_allclose(drivers["Rg_VIMSC"].values[day], 0.8 * (ra + ra2) / 2, rtol=1e-5)
+
+
+def test_land_fraction_from_the_land_sea_mask(prepared: Path) -> None:
+    grid = xr.open_dataset(prepared / "grid.nc", engine="h5netcdf")
+    np.testing.assert_allclose(grid["land_fraction"].values, world.land_fraction(), atol=1e-9)
+    assert list(grid["pft"].values) == ["all"]
+    np.testing.assert_allclose(grid["pft_fraction"].values[0], world.land_fraction() > 0)
+
+
+def test_sites_take_the_public_drivers(prepared: Path) -> None:
+    sites = xr.open_dataset(prepared / "sites.nc", engine="h5netcdf")
+    np.testing.assert_allclose(sites["MSC_LST_Night"].values, 280.0, rtol=1e-6)
