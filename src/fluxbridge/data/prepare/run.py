@@ -24,13 +24,12 @@ from fluxbridge.data.prepare.config import LoadedConfig, load_prepare_config
 from fluxbridge.data.prepare.inputs import Input, input_checksums, resolve_inputs
 from fluxbridge.data.prepare.mappings import (
     BudgetTable,
-    DriverSet,
     GriddedProduct,
     RegionMask,
     load_mapping,
 )
 from fluxbridge.data.prepare.resume import Workspace, fingerprint
-from fluxbridge.errors import ConfigError, SchemaError
+from fluxbridge.errors import ConfigError
 from fluxbridge.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -76,7 +75,7 @@ def run_prepare(config: Path, out: Path, data_dir: Path) -> int:
 def _mappings(loaded: LoadedConfig) -> dict[str, object]:
     cfg = loaded.config
     found: dict[str, object] = {
-        "drivers": load_mapping(DriverSet, loaded.mapping_path(cfg.drivers.mapping)),
+        "drivers": drivers.driver_mapping(loaded),
         "reference": load_mapping(GriddedProduct, loaded.mapping_path(cfg.reference.mapping)),
         "inversions": load_mapping(GriddedProduct, loaded.mapping_path(cfg.inversions.mapping)),
         "residual_sink": load_mapping(BudgetTable, loaded.mapping_path(cfg.residual_sink.mapping)),
@@ -94,9 +93,8 @@ def _build(
     cfg = loaded.config
     grid = cfg.grid
     action = f"invoke prepare --config {loaded.path}"
-    driver_map: DriverSet = mappings["drivers"]  # type: ignore[assignment]
-    driver_dir = inputs["drivers"].path
-    land, pft = gridfile.read_static(driver_dir / driver_map.static_file, driver_map, grid)
+    driver_map = mappings["drivers"]  # a FLUXCOM DriverSet or, for public drivers, an Era5Mapping
+    land, pft = drivers.static_fields(inputs, driver_map, grid)  # type: ignore[arg-type]
     region_input = inputs.get("regions")
 
     def build_grid() -> xr.Dataset:
@@ -110,22 +108,15 @@ def _build(
     land = grid_ds["land_fraction"]
     cells = drivers.land_cells(land)
 
-    parts = []
-    for year in cfg.year_range:
-        path = driver_dir / driver_map.files.format(year=year)
-        if not path.is_file():
-            raise SchemaError(
-                path,
-                None,
-                f"driver file for {year} not found (pattern {driver_map.files!r} in {driver_dir})",
-            )
-        parts.append(
-            work.part(
-                f"drivers_{year}.nc",
-                lambda p=path, y=year: drivers.year_part(p, driver_map, y, grid, pft, cells),
-                action,
-            )
-        )
+    parts = drivers.year_parts(
+        cfg,
+        inputs,
+        driver_map,  # type: ignore[arg-type]
+        grid,
+        pft,
+        cells,
+        lambda name, build: work.part(name, build, action),
+    )
 
     days = pd.date_range(f"{cfg.years[0]}-01-01", f"{cfg.years[1]}-12-31", freq="D")
     top_down = cfg.top_down_range
