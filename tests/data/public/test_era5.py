@@ -9,7 +9,13 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from fluxbridge.data.public.era5 import Era5Product, era5_daily, open_era5_variable
+from fluxbridge.data.public.era5 import (
+    Era5Product,
+    Era5Variable,
+    daily_values,
+    era5_daily,
+    open_era5_variable,
+)
 from fluxbridge.errors import SchemaError
 from fluxbridge.geo.grid import Grid
 
@@ -167,8 +173,6 @@ def test_wrong_units_and_missing_variable(tmp_path: Path) -> None:
     bad.drop_vars("tp").to_netcdf(tmp_path / "bad.nc", engine="h5netcdf")
     with pytest.raises(SchemaError, match=r"bad.nc, variable 't2m': units 'degC'"):
         era5_daily([tmp_path / "bad.nc"], Era5Product(), DAYS, GRID)
-    from fluxbridge.data.public.era5 import Era5Variable
-
     with pytest.raises(SchemaError, match="variable 'tp': missing"):
         open_era5_variable([tmp_path / "bad.nc"], Era5Variable("tp", ["m"]))
 
@@ -328,3 +332,63 @@ def test_grib_accumulated_from_forecast_start(tmp_path: Path) -> None:
     # 1 January: Σ_{h=0..23} (h + 1) = 300 mm (+ 24 p).
     p = _pattern_at(-15.0, 75.0)
     assert float(out["precip"].sel(lat=-15.0, lon=75.0)[0]) == pytest.approx(300 + 24 * p, rel=1e-4)
+
+
+# ---------------------------------------------------------------- files their providers wrote
+
+
+def test_real_era5_grib_t2m_as_ecCodes_decodes_it(real_file) -> None:
+    """ERA5 2 m temperature (class ea) from the cfgrib sample data: the reader's field is
+    the one ecCodes decodes, in the file's own row order (north to south), on its time."""
+    eccodes = pytest.importorskip("eccodes")
+    path = real_file("cfgrib_era5_single_level_scalar_time")
+    with open(path, "rb") as fh:
+        gid = eccodes.codes_grib_new_from_file(fh)
+        raw = eccodes.codes_get_values(gid).reshape(
+            eccodes.codes_get(gid, "Nj"), eccodes.codes_get(gid, "Ni")
+        )
+        first_lat = eccodes.codes_get(gid, "latitudeOfFirstGridPointInDegrees")
+        eccodes.codes_release(gid)
+    da = open_era5_variable([path], Era5Variable("t2m", ["K"]))
+    assert da.dims == ("time", "lat", "lon")
+    assert pd.Timestamp(da["time"].values[0]) == pd.Timestamp("2017-01-01 12:00")
+    assert float(da["lat"][0]) == pytest.approx(first_lat)
+    np.testing.assert_allclose(da.values[0], raw, rtol=0, atol=1e-4)
+
+
+def test_real_grib_missing_points_become_nan(real_file) -> None:
+    """An operational 2t field with a bitmap: exactly ecCodes' missing points are NaN."""
+    eccodes = pytest.importorskip("eccodes")
+    path = real_file("cfgrib_fields_with_missing_values")
+    missing = 0
+    with open(path, "rb") as fh:
+        while (gid := eccodes.codes_grib_new_from_file(fh)) is not None:
+            missing += int(eccodes.codes_get(gid, "numberOfMissing"))
+            eccodes.codes_release(gid)
+    da = open_era5_variable([path], Era5Variable("t2m", ["K"]))
+    assert missing > 0
+    assert int(np.isnan(da.values).sum()) == missing
+
+
+def test_real_grib_with_two_grids_is_refused(real_file) -> None:
+    path = real_file("cfgrib_tp_on_different_grid_resolutions")
+    with pytest.raises(SchemaError, match=r"tp_on_different_grid_resolutions.grib, variable 'tp'"):
+        open_era5_variable([path], Era5Variable("tp", ["m"]))
+
+
+def test_real_wfde5_daily_mean_tair(real_file) -> None:
+    """WFDE5 (ERA5 bias-adjusted, hourly, 0.5°, UK, June–July 2018): the reader's daily
+    Tair equals a plain numpy mean of the 24 hourly values of each UTC day."""
+    netCDF4 = pytest.importorskip("netCDF4")
+    path = real_file("wfde5_uk_2018")
+    with netCDF4.Dataset(path) as nc:
+        tair = np.ma.filled(nc["Tair"][:].astype(np.float64), np.nan)  # (1464, 22, 28) K
+        units = nc["time"].units
+        first = netCDF4.num2date(nc["time"][0], units)
+    assert (first.year, first.month, first.day, first.hour) == (2018, 6, 1, 0)
+    expected = tair.reshape(61, 24, *tair.shape[1:]).mean(axis=1) - 273.15
+    da = open_era5_variable([path], Era5Variable("Tair", ["K"]))
+    days = pd.date_range("2018-06-01", "2018-07-31", freq="D")
+    got = daily_values(da, days, "tair", "hourly", last_day_short=False)
+    assert np.isfinite(expected).sum() > 0
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4, equal_nan=True)
