@@ -65,7 +65,8 @@ def land_sea_mask(
             "'land_sea_mask' once, see docs/real_data.md)",
         )
     path = found[0]
-    with xr.open_dataset(path, engine="cfgrib" if _is_grib(path) else None) as ds:
+    grib = {"engine": "cfgrib", "backend_kwargs": {"indexpath": ""}} if _is_grib(path) else {}
+    with xr.open_dataset(path, **grib) as ds:  # no index file beside GRIB data
         if spec.variable not in ds.variables:
             raise SchemaError(path, spec.variable, f"missing; the file has {sorted(map(str, ds))}")
         lsm = ds[spec.variable].load()
