@@ -108,6 +108,7 @@ def test_base_year_products_at_cells() -> None:
         {
             "tair": (("time", "cell"), np.full((3, 2), 12.0)),
             "rg": (("time", "cell"), np.full((3, 2), 20.0)),
+            "precip": (("time", "cell"), np.full((3, 2), 1.5)),
         },
         coords={"time": days},
     )
@@ -119,6 +120,7 @@ def test_base_year_products_at_cells() -> None:
     np.testing.assert_allclose(base["FPAR_LST_Day"].values[1], (0.5 + o) * (300.0 + o), rtol=1e-6)
     np.testing.assert_allclose(base["NDVI_Rpot"].values[2], (0.8 + o) * 30.0, rtol=1e-6)
     np.testing.assert_allclose(base["LST_Night"].values[0], 280.0 + o, rtol=1e-7)
+    np.testing.assert_allclose(base["Precip"].values, 1.5)
     assert set(MSC_INPUTS) <= set(base.data_vars)
     assert all(base[v].dtype == np.float32 for v in base.data_vars)
 

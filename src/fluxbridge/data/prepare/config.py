@@ -90,6 +90,9 @@ class SitesConfig:
 
     ``folds_csv`` (optional) is a published fold list with columns SITE_ID, fold;
     without it sites are split into ``n_folds`` grouped folds drawn with ``seed``.
+    ``tower_tair``: Tair at the tower from its TA_F where present. ``tower_wai`` (public
+    drivers only): WAI2 and AMP_MSC_WAI at the tower from a bucket fed by its own P_F,
+    SW_IN_F and TA_F, gaps filled from ERA5 at the tower's cell.
     """
 
     entry: str
@@ -99,6 +102,7 @@ class SitesConfig:
     seed: int = 0
     nee_variable: Literal["NEE_VUT_REF", "NEE_CUT_REF"] = "NEE_VUT_REF"
     tower_tair: bool = True
+    tower_wai: bool = True
 
     def __post_init__(self) -> None:
         if self.n_folds < 2:

@@ -205,3 +205,16 @@ def year_parts(
             )
         )
     return parts
+
+
+def tower_drivers(
+    cfg: PrepareConfig, sites: xr.Dataset, towers: xr.Dataset, parts: list[Path]
+) -> xr.Dataset:
+    """sites.nc's drivers with the tower's own meteorology where the source allows it.
+
+    Public drivers with ``sites.tower_wai``: WAI from the tower's P_F, SW_IN_F and TA_F
+    (:func:`fluxbridge.data.prepare.public.tower_wai`); otherwise ``sites`` unchanged.
+    """
+    if cfg.drivers.source == "public" and cfg.sites.tower_wai:
+        return public.tower_wai(sites, towers, parts, cfg.drivers)
+    return sites

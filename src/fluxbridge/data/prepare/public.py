@@ -199,3 +199,57 @@ def year_parts(
         )
 
     return [part(f"drivers_{year}.nc", lambda y=year: build_year(y)) for year in years]
+
+
+def tower_wai(
+    sites: xr.Dataset,
+    towers: xr.Dataset,
+    driver_parts: list[Path],
+    config: DriversConfig,
+) -> xr.Dataset:
+    """``sites`` with WAI2 and AMP_MSC_WAI from each tower's own meteorology.
+
+    The bucket of :mod:`fluxbridge.data.public.water` is fed per day with the tower's
+    ``precip`` (P_F, mm d-1), ``sw_in`` (SW_IN_F, MJ m-2 d-1) and ``tair`` (TA_F, °C)
+    where the tower has them, and with ERA5 at the tower's cell (the base parts beside
+    ``driver_parts``) where it has not; spun up on the first year, as the gridded WAI.
+    """
+    days = pd.DatetimeIndex(sites["time"].values)
+    towers = towers.reindex(time=days)
+    cells = sites["site_cell"].values
+    era5 = xr.concat(
+        [
+            xr.open_dataset(
+                p.parent / p.name.replace("drivers_", "public_base_"), engine="h5netcdf"
+            )[["Tair", "Rg", "Precip"]]
+            .isel(cell=cells)
+            .load()
+            for p in driver_parts
+        ],
+        dim="time",
+    ).reindex(time=days)
+
+    def merged(tower: str, gridded: str) -> np.ndarray:
+        own = towers[tower].values.T  # (time, site)
+        return np.where(np.isfinite(own), own, era5[gridded].values)
+
+    tair, rg, precip = merged("tair", "Tair"), merged("sw_in", "Rg"), merged("precip", "Precip")
+    params = config.wai
+    pet = priestley_taylor_pet(rg, tair, params)
+    first = days.year == days.year[0]
+    state = spin_up(precip[first], pet[first], tair[first], params)
+    wai, _ = run_bucket(precip, pet, tair, state, params)
+    lo, hi = config.msc_years
+    in_msc = (days.year >= lo) & (days.year <= hi)
+    cycle = mean_seasonal_cycle(
+        [xr.DataArray(wai[in_msc], dims=("time", "cell"), coords={"time": days[in_msc]})],
+        config.msc_window_days,
+        "tower WAI",
+    )
+    amp = np.broadcast_to(cycle.max(axis=0) - cycle.min(axis=0), wai.shape)
+    share = float(np.isfinite(towers["precip"].values).mean())
+    log.info("WAI at towers: %.0f%% of tower-days with the tower's own P_F", 100 * share)
+    out = sites.copy()
+    out["WAI2"] = sites["WAI2"].copy(data=wai.T.astype(np.float32))
+    out["AMP_MSC_WAI"] = sites["AMP_MSC_WAI"].copy(data=amp.T.astype(np.float32))
+    return out

@@ -6,7 +6,7 @@ bounded at 0.5° (the caller writes each result to a part file):
 1. :func:`base_year` — the daily quantities whose seasonal cycles Table A2 uses,
    (time, cell) float32: ``EVI_Rg`` = EVI × Rg, ``FPAR_LST_Day`` = fAPAR ×
    LST_day, ``NDWI``, ``LST_Night``, ``NDVI_Rpot`` = NDVI × Rpot, ``NDVI``,
-   ``WAI``, ``Band4``, plus the daily ``Tair``;
+   ``WAI``, ``Band4``, plus the daily ERA5 ``Tair``, ``Rg`` and ``Precip``;
 2. :func:`mean_seasonal_cycle` — per variable, the mean over the MSC years
    (Table A2: 2001–2012) of each day-of-year slot (365 slots; 29 February
    shares 28 February's slot, as the twin world), optionally smoothed by a
@@ -90,7 +90,8 @@ def base_year(
 ) -> xr.Dataset:
     """One year of the daily base quantities (time, cell) float32.
 
-    ``era5``: (time, cell) ``tair`` °C, ``rg`` MJ m-2 d-1 (:func:`.era5.era5_daily`);
+    ``era5``: (time, cell) ``tair`` °C, ``rg`` MJ m-2 d-1, ``precip`` mm d-1
+    (:func:`.era5.era5_daily`);
     ``modis``: (time, lat, lon) on the canonical grid with :data:`MODIS_VARIABLES`
     (:func:`.modis.modis_daily`), NaN where no valid data; ``rpot`` (time, cell)
     MJ m-2 d-1; ``wai`` (time, cell) mm. All must have the same days.
@@ -113,6 +114,9 @@ def base_year(
         "WAI": wai.astype(np.float32),
         "Band4": m["Band4"],
         "Tair": era5["tair"].values.astype(np.float32),
+        # ERA5 at the cell: the gap filler of the towers' own meteorology (WAI at towers).
+        "Rg": rg,
+        "Precip": era5["precip"].values.astype(np.float32),
     }
     return xr.Dataset(
         {k: (("time", "cell"), v.astype(np.float32)) for k, v in values.items()},
