@@ -133,7 +133,8 @@ def _build(
             folds = sites.published_folds(loaded.resolve(cfg.sites.folds_csv), names)
         else:
             folds = sites.grouped_folds(site_cells, cfg.sites.n_folds, cfg.sites.seed)
-        return sites.sites_dataset(towers, days, site_cells, folds, parts, cfg.sites.tower_tair)
+        ds = sites.sites_dataset(towers, days, site_cells, folds, parts, cfg.sites.tower_tair)
+        return drivers.tower_drivers(cfg, ds, towers, parts)
 
     work.file("sites.nc", build_sites, action)
     _build_inversions(cfg, inputs, mappings, work, grid_ds, months, action)
