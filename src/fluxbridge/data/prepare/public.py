@@ -187,12 +187,13 @@ def year_parts(
     ilat, ilon = cells
 
     def build_year(year: int) -> xr.Dataset:
+        # cache=False: each cycle is read when its driver is made, not all held at once.
         with (
-            xr.open_dataset(msc, engine="h5netcdf") as m,
+            xr.open_dataset(msc, engine="h5netcdf", cache=False) as m,
             xr.open_dataset(base[year], engine="h5netcdf") as b,
         ):
-            cycles = {name: m[name].values for name in MSC_INPUTS}
-            out = compose_year(b.load(), cycles)
+            daily = b[["WAI", "Tair", "Band4"]].load()  # the daily inputs compose_year uses
+            out = compose_year(daily, {name: m[name].variable for name in MSC_INPUTS})
         return out.assign(
             cell_ilat=("cell", ilat.astype(np.int32), {"long_name": "lat index"}),
             cell_ilon=("cell", ilon.astype(np.int32), {"long_name": "lon index"}),

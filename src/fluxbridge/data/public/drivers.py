@@ -40,11 +40,12 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
 import xarray as xr
+from numpy.typing import ArrayLike
 
 from fluxbridge.data.canonical import DRIVERS
 
@@ -199,31 +200,36 @@ def annual_band4_amplitude(band4: xr.DataArray, band4_cycle: np.ndarray) -> np.n
     return np.where(n_months >= MIN_MONTHS_FOR_AMPLITUDE, amp, fallback)
 
 
-def compose_year(base: xr.Dataset, cycles: dict[str, np.ndarray]) -> xr.Dataset:
+def compose_year(base: xr.Dataset, cycles: Mapping[str, ArrayLike]) -> xr.Dataset:
     """The 10 drivers (time, cell) float32 of one year, in canonical order and units.
 
     ``base``: :func:`base_year` of the year; ``cycles``: :func:`mean_seasonal_cycle`
-    of every name in :data:`MSC_INPUTS`.
+    of every name in :data:`MSC_INPUTS` — arrays, or lazily read ones (each is read
+    when its driver is made, so not all cycles are held at once).
     """
     days = pd.DatetimeIndex(base["time"].values)
     slots = day_slots(days)
     n_days = days.size
 
+    def cycle(name: str) -> np.ndarray:
+        return np.asarray(cycles[name])
+
     def daily(name: str) -> np.ndarray:
-        return cycles[name][slots]
+        return cycle(name)[slots]
 
     def constant(values: np.ndarray) -> np.ndarray:
         return np.broadcast_to(values, (n_days, values.shape[-1]))
 
     def amp(name: str) -> np.ndarray:
-        return constant(cycles[name].max(axis=0) - cycles[name].min(axis=0))
+        values = cycle(name)
+        return constant(values.max(axis=0) - values.min(axis=0))
 
     values = {
         "WAI2": base["WAI"].values,
         "MSC_EVIRpot": daily("EVI_Rg"),
         "MSC_FparLST": daily("FPAR_LST_Day"),
-        "MIN_MSC_NDWI": constant(cycles["NDWI"].min(axis=0)),
-        "AMP_Band4": constant(annual_band4_amplitude(base["Band4"], cycles["Band4"])),
+        "MIN_MSC_NDWI": constant(cycle("NDWI").min(axis=0)),
+        "AMP_Band4": constant(annual_band4_amplitude(base["Band4"], cycle("Band4"))),
         "MSC_LST_Night": daily("LST_Night"),
         "Rg_VIMSC": daily("NDVI_Rpot"),
         "AMP_MSC_NDVI": amp("NDVI"),
