@@ -15,8 +15,8 @@ from fluxbridge.errors import ConfigError, FluxbridgeError
 _HINTS = {
     "drivers": (
         "the FLUXCOM RS+METEO driver set is not publicly distributed (ask MPI-BGC, see "
-        "docs/real_data.md 'Drivers'); building the drivers from raw MODIS + ERA5 is not "
-        "implemented in fluxbridge"
+        "docs/real_data.md 'Drivers'), or build the drivers from ERA5 + MODIS with "
+        "drivers.source: public (configs/prepare/public.yaml)"
     ),
 }
 
