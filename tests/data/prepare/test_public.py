@@ -202,3 +202,55 @@ def test_tower_wai_from_the_tower_meteorology(prepared: Path) -> None:
     # AMP_MSC_WAI: the amplitude of the tower WAI's MSC over msc_years (2003-2004).
     amp = float(sites["AMP_MSC_WAI"].sel(site=site).values[0])
     assert 0 < amp <= float(got.max() - got.min()) + 1e-3
+
+
+def test_shipped_public_config_and_mappings_load() -> None:
+    from fluxbridge.data.prepare.config import load_prepare_config
+    from fluxbridge.data.prepare.drivers import driver_mapping
+    from fluxbridge.data.prepare.mappings import Era5Mapping
+
+    loaded = load_prepare_config(world.ROOT / "configs/prepare/public.yaml")
+    cfg = loaded.config
+    assert cfg.drivers.source == "public"
+    assert cfg.drivers.msc_years == [2001, 2012]
+    roles = set(cfg.entries().values())
+    assert {"era5", "modis_nbar", "modis_lst", "modis_fpar"} <= roles
+    assert "drivers" not in roles
+    mapping = driver_mapping(loaded)
+    assert isinstance(mapping, Era5Mapping)
+    assert mapping.read.layout == "hourly"
+    assert mapping.read.rg.variable == "ssrd"
+
+
+@pytest.mark.parametrize(
+    ("drivers", "message"),
+    [
+        ({"source": "public", "modis": {}}, "source public needs era5"),
+        ({"source": "fluxcom"}, "source fluxcom needs entry and mapping"),
+        (
+            {
+                "source": "public",
+                "era5": {"entry": "era5-single-levels", "mapping": "era5_single_levels"},
+                "modis": {},
+                "msc_years": [1990, 2012],
+            },
+            r"msc_years \[1990, 2012\] must lie within years",
+        ),
+        (
+            {
+                "source": "public",
+                "era5": {"entry": "e", "mapping": "m"},
+                "modis": {},
+                "wai": {"capacity_mm": -1},
+            },
+            "capacity_mm",
+        ),
+    ],
+)
+def test_bad_driver_configs_are_refused(tmp_path: Path, drivers: dict, message: str) -> None:
+    from fluxbridge.data.prepare.config import load_prepare_config
+    from fluxbridge.errors import ConfigError
+
+    config = world.write_config(tmp_path / "p.yaml", tmp_path / "m.yaml", drivers=drivers)
+    with pytest.raises((ConfigError, ValueError), match=message):
+        load_prepare_config(config)
