@@ -173,8 +173,22 @@ def test_wrong_units_and_missing_variable(tmp_path: Path) -> None:
     bad.drop_vars("tp").to_netcdf(tmp_path / "bad.nc", engine="h5netcdf")
     with pytest.raises(SchemaError, match=r"bad.nc, variable 't2m': units 'degC'"):
         era5_daily([tmp_path / "bad.nc"], Era5Product(), DAYS, GRID)
-    with pytest.raises(SchemaError, match="variable 'tp': missing"):
+    with pytest.raises(SchemaError, match=r"variable 'tp': in none of the files \(bad.nc\)"):
         open_era5_variable([tmp_path / "bad.nc"], Era5Variable("tp", ["m"]))
+
+
+def test_download_split_by_step_type(tmp_path: Path) -> None:
+    # The CDS returns instantaneous and accumulated variables of one NetCDF request as
+    # two files (…stepType-instant.nc, …stepType-accum.nc): each variable is in one.
+    _write_cds_netcdf4(tmp_path / "whole.nc", STAMPS)
+    with xr.open_dataset(tmp_path / "whole.nc") as ds:
+        whole = ds.load()
+    whole[["t2m"]].to_netcdf(tmp_path / "era5_2018_stepType-instant.nc", engine="h5netcdf")
+    whole[["ssrd", "tp"]].to_netcdf(tmp_path / "era5_2018_stepType-accum.nc", engine="h5netcdf")
+    split = era5_daily(sorted(tmp_path.glob("era5_2018_*.nc")), Era5Product(), DAYS, GRID)
+    joined = era5_daily([tmp_path / "whole.nc"], Era5Product(), DAYS, GRID)
+    for name in ("tair", "rg", "precip"):
+        np.testing.assert_array_equal(split[name].values, joined[name].values)
 
 
 def test_daily_statistics_product(tmp_path: Path) -> None:

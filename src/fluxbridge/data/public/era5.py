@@ -91,13 +91,14 @@ def _is_grib(path: Path) -> bool:
         return fh.read(4) == b"GRIB"
 
 
-def _open_netcdf_variable(path: Path, spec: Era5Variable) -> xr.DataArray:
+def _open_netcdf_variable(path: Path, spec: Era5Variable) -> xr.DataArray | None:
+    """The variable, or None when the file does not hold it (the CDS splits by step type)."""
     try:
         ds = xr.open_dataset(path, chunks={}, decode_timedelta=False)
     except Exception as exc:  # any backend failure: name the file
         raise SchemaError(path, None, f"not a readable NetCDF file ({exc})") from exc
     if spec.variable not in ds.variables:
-        raise SchemaError(path, spec.variable, f"missing; the file has {sorted(map(str, ds))}")
+        return None
     da = ds[spec.variable]
     if "valid_time" in da.dims:
         da = da.rename(valid_time="time")
@@ -133,10 +134,11 @@ def _grib_messages(path: Path, short_name: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _open_grib_variable(path: Path, spec: Era5Variable) -> xr.DataArray:
+def _open_grib_variable(path: Path, spec: Era5Variable) -> xr.DataArray | None:
+    """The variable on validity time, or None when no message holds it."""
     messages = _grib_messages(path, spec.variable)
     if messages.empty:
-        raise SchemaError(path, spec.variable, "no GRIB message with this cfVarName")
+        return None
     try:
         ds = xr.open_dataset(
             path,
@@ -192,9 +194,11 @@ def _open_grib_variable(path: Path, spec: Era5Variable) -> xr.DataArray:
 def open_era5_variable(paths: Sequence[Path], spec: Era5Variable) -> xr.DataArray:
     """One ERA5 variable from ``paths`` as a lazy (time, lat, lon) array on validity time.
 
-    Files are concatenated in time order; a stamp present in two files is read
-    from the first. ``lat``/``lon`` are as distributed (lat descending, lon
-    0..360 for the CDS). Units must be one of ``spec.units``.
+    Files without the variable are skipped (a download may be split by variable or,
+    as the CDS does for NetCDF, by step type); files with it are concatenated in
+    time order, and a stamp present in two files is read from the first.
+    ``lat``/``lon`` are as distributed (lat descending, lon 0..360 for the CDS).
+    Units must be one of ``spec.units``.
     """
     if not paths:
         raise SchemaError("(no files)", spec.variable, "no ERA5 file given")
@@ -203,6 +207,8 @@ def open_era5_variable(paths: Sequence[Path], spec: Era5Variable) -> xr.DataArra
         da = (
             _open_grib_variable(path, spec) if _is_grib(path) else _open_netcdf_variable(path, spec)
         )
+        if da is None:
+            continue
         units = da.attrs.get("units", da.attrs.get("GRIB_units"))
         if units not in spec.units:
             raise SchemaError(path, spec.variable, f"units {units!r}, expected one of {spec.units}")
@@ -217,6 +223,9 @@ def open_era5_variable(paths: Sequence[Path], spec: Era5Variable) -> xr.DataArra
         pieces.append(
             da.transpose("time", "lat", "lon").assign_attrs(units=units, source=str(path))
         )
+    if not pieces:
+        names = ", ".join(Path(p).name for p in paths)
+        raise SchemaError(Path(paths[0]).parent, spec.variable, f"in none of the files ({names})")
     da = xr.concat(pieces, dim="time", join="exact", combine_attrs="drop_conflicts")
     index = pd.DatetimeIndex(da["time"].values)
     first = ~index.duplicated(keep="first")
