@@ -101,7 +101,9 @@ def _stand_in_modis(days: pd.DatetimeIndex) -> xr.Dataset:
     )
 
 
-def test_base_year_products_at_cells() -> None:
+@pytest.mark.parametrize("lazy", [False, True])
+def test_base_year_products_at_cells(lazy: bool) -> None:
+    # lazy: dask arrays of one day per chunk, as modis_daily returns them.
     days = pd.date_range("2003-01-01", periods=3, freq="D")
     cells = (np.array([2, 5]), np.array([7, 0]))
     era5 = xr.Dataset(
@@ -114,7 +116,10 @@ def test_base_year_products_at_cells() -> None:
     )
     rpot = np.full((3, 2), 30.0)
     wai = np.full((3, 2), 55.0)
-    base = base_year(era5, _stand_in_modis(days), rpot, wai, cells)
+    fields = _stand_in_modis(days)
+    if lazy:
+        fields = fields.chunk({"time": 1})
+    base = base_year(era5, fields, rpot, wai, cells)
     o = np.array([2 * 12 + 7, 5 * 12 + 0]) * 0.001  # the stand-in's offsets at the cells
     np.testing.assert_allclose(base["EVI_Rg"].values[0], (0.5 + o) * 20.0, rtol=1e-6)
     np.testing.assert_allclose(base["FPAR_LST_Day"].values[1], (0.5 + o) * (300.0 + o), rtol=1e-6)
