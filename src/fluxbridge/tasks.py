@@ -196,11 +196,17 @@ def integrate(
         "data": "canonical dataset directory",
         "run": "run directory (bridges.nc and figures/ are written there)",
         "config": "optional bridge config YAML",
+        "dask": "fit the regions on Dask: 'local' or a scheduler address",
         "verbose": VERBOSE,
     }
 )
 def bridges(
-    c: Context, data: str, run: str, config: str | None = None, verbose: bool = False
+    c: Context,
+    data: str,
+    run: str,
+    config: str | None = None,
+    dask: str | None = None,
+    verbose: bool = False,
 ) -> None:
     """Build the per-region sparse Lasso bridge models (DTW + spectral clustering)."""
     _run(
@@ -211,6 +217,7 @@ def bridges(
         data=Path(data),
         run=Path(run),
         config=find_config(config) if config else None,
+        dask=dask,
     )
 
 
@@ -307,10 +314,23 @@ def forward(
     )
 
 
-@task(help={"run": "run directory with forward outputs", "verbose": VERBOSE})
-def evaluate(c: Context, run: str, verbose: bool = False) -> None:
+@task(
+    help={
+        "run": "run directory with forward outputs",
+        "dask": "score the models on Dask: 'local' or a scheduler address",
+        "verbose": VERBOSE,
+    }
+)
+def evaluate(c: Context, run: str, dask: str | None = None, verbose: bool = False) -> None:
     """Metrics (metrics.json), regional series and the report of a run."""
-    _run(verbose, "fluxbridge.evaluation.run", "run_evaluate", log_dir=Path(run), run=Path(run))
+    _run(
+        verbose,
+        "fluxbridge.evaluation.run",
+        "run_evaluate",
+        log_dir=Path(run),
+        run=Path(run),
+        dask=dask,
+    )
 
 
 @task(

@@ -469,3 +469,32 @@ def test_dataset_without_inversions_is_refused_naming_the_file(
     with pytest.raises(FluxbridgeError, match=r"inversions\.nc.*not found"):
         evaluate_run(run)
     _assert_no_outputs(run)
+
+
+def test_dask_cluster_gives_the_in_process_evaluation(tiny_demo: Path, tmp_path: Path) -> None:
+    """evaluate --dask on a 2-process LocalCluster on loopback: metrics.json and the regional
+    series are bitwise those of the in-process evaluation of the same run."""
+    distributed = pytest.importorskip("distributed")
+    runs = {"here": tmp_path / "here", "dask": tmp_path / "dask"}
+    for run in runs.values():  # copies: the session's demo run stays as it is
+        shutil.copytree(tiny_demo, run)
+        for stale in ("evaluation", "report"):
+            shutil.rmtree(run / stale, ignore_errors=True)
+    here = evaluate_run(runs["here"])
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as cluster:
+        there = evaluate_run(runs["dask"], dask=cluster.scheduler_address)
+    assert json.dumps(here) == json.dumps(there)
+    assert (runs["here"] / "evaluation" / "metrics.json").read_bytes() == (
+        runs["dask"] / "evaluation" / "metrics.json"
+    ).read_bytes()
+    series = [_open(run / "evaluation" / "regional_monthly.nc") for run in runs.values()]
+    assert series[0]["nee"].size > 100
+    np.testing.assert_array_equal(series[0]["nee"].values, series[1]["nee"].values)
+    assert list(series[0]["source"].values) == list(series[1]["source"].values)
+    tables = sorted(p.name for p in (runs["here"] / "evaluation").glob("*.csv"))
+    for name in tables:
+        assert (runs["here"] / "evaluation" / name).read_bytes() == (
+            runs["dask"] / "evaluation" / name
+        ).read_bytes(), name

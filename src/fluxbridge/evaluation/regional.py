@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import dask
 import numpy as np
 import xarray as xr
 
@@ -25,6 +26,7 @@ from fluxbridge.data.canonical import (
 )
 from fluxbridge.geo.integrate import regional_integral_pgc
 from fluxbridge.io import ENGINE, write_netcdf
+from fluxbridge.parallel import run_tasks
 
 GLOBAL = "GLOBAL"
 NO_REGION = "NO_REGION"
@@ -64,25 +66,63 @@ def _labelled(series: xr.DataArray, name: str) -> xr.DataArray:
     return series.expand_dims(source=[name])
 
 
-def regional_monthly(
-    data: CanonicalDataset, forward_files: dict[str, Path], out: Path | None = None
-) -> xr.DataArray:
-    """nee(source, region, time) in PgC month-1 for models, inversions, reference and truth."""
+def source_series(root: Path, source: str, path: Path | None = None) -> list[xr.DataArray]:
+    """Labelled (region, time) PgC month-1 series of one source of dataset ``root``.
+
+    ``source`` is a model (its forward file ``path``: the ensemble mean, then each
+    member), ``"inversions"`` (each inversion, then their mean), ``"reference"`` or
+    ``"truth"``. One call is one unit of work of :func:`regional_monthly`; it reads
+    its own files, so it runs in this process or on a Dask worker alike.
+    """
+    # the threaded scheduler here and on a worker alike: a Dask worker would otherwise
+    # send these chunks back to its cluster and wait on them from inside a task
+    with dask.config.set(scheduler="threads"):
+        return _source_series(CanonicalDataset(root), source, path)
+
+
+def _source_series(data: CanonicalDataset, source: str, path: Path | None) -> list[xr.DataArray]:
     pieces: list[xr.DataArray] = []
-    for model, path in forward_files.items():
+    if path is not None:
         with xr.open_dataset(path, engine=ENGINE, chunks={}) as ds:  # the file's own chunks
-            pieces.append(_labelled(integrate_field(ds["nee_mean"], data), model))
+            pieces.append(_labelled(integrate_field(ds["nee_mean"], data), source))
             members = integrate_field(ds["nee"], data)
             for member in members["member"].values:
-                pieces.append(_labelled(members.sel(member=member, drop=True), f"{model}:{member}"))
-    inversions = data.open("inversions")
-    inv = integrate_field(inversions["nee"].chunk({"time": 12}), data)
-    for member in inv["member"].values:
-        pieces.append(_labelled(inv.sel(member=member, drop=True), f"inversion:{member}"))
-    pieces.append(_labelled(inv.mean("member"), "inversion_mean"))
-    pieces.append(_labelled(integrate_field(data.open("reference")["nee"], data), "reference"))
+                pieces.append(
+                    _labelled(members.sel(member=member, drop=True), f"{source}:{member}")
+                )
+    elif source == "inversions":
+        inversions = data.open("inversions")
+        inv = integrate_field(inversions["nee"].chunk({"time": 12}), data)
+        for member in inv["member"].values:
+            pieces.append(_labelled(inv.sel(member=member, drop=True), f"inversion:{member}"))
+        pieces.append(_labelled(inv.mean("member"), "inversion_mean"))
+    else:
+        pieces.append(_labelled(integrate_field(data.open(source)["nee"], data), source))
+    return pieces
+
+
+def regional_monthly(
+    data: CanonicalDataset,
+    forward_files: dict[str, Path],
+    out: Path | None = None,
+    dask: str | None = None,
+) -> xr.DataArray:
+    """nee(source, region, time) in PgC month-1 for models, inversions, reference and truth.
+
+    ``dask`` (``"local"`` or a scheduler address) integrates each source as a Dask
+    task (:mod:`fluxbridge.parallel`); the numbers are bitwise those of the in-process run.
+    """
+    sources: list[tuple[str, Path | None]] = [(m, p.resolve()) for m, p in forward_files.items()]
+    sources += [("inversions", None), ("reference", None)]
     if data.has("truth"):
-        pieces.append(_labelled(integrate_field(data.open("truth")["nee"], data), "truth"))
+        sources.append(("truth", None))
+    root = data.root.resolve()  # the tasks get a path, not the open dataset
+
+    def one(item: tuple[str, Path | None]) -> list[xr.DataArray]:
+        return source_series(root, *item)
+
+    groups = run_tasks(one, sources, dask, desc="regional series", unit="source", progress=False)
+    pieces = [piece for group in groups for piece in group]
     times = pieces[0]["time"]
     result = xr.concat([p.sel(time=times) for p in pieces], dim="source", join="exact")
     result = result.transpose("source", "region", "time").astype(np.float64)

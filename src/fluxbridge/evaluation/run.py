@@ -21,6 +21,7 @@ from fluxbridge.evaluation.report import build_report
 from fluxbridge.geo.grid import Grid
 from fluxbridge.inference.members import load_members, model_dirs, run_dataset, trained_models
 from fluxbridge.io import ENGINE, atomic_path
+from fluxbridge.parallel import run_tasks
 from fluxbridge.training.run import ATM_YEARS_FILE
 
 log = logs.get(__name__)
@@ -51,6 +52,23 @@ def majority_pft(data: CanonicalDataset) -> np.ndarray:
         method="nearest",
     )
     return np.asarray(grid["pft"].values)[frac.argmax("pft").values].astype(str)
+
+
+def model_maps(root: Path, forward_file: Path) -> tuple[xr.DataArray, xr.DataArray, xr.DataArray]:
+    """A forward file's ensemble mean as its mean annual NEE map (gC m-2 yr-1) and its
+    per-pixel temporal R against the inversion mean and against the reference field.
+
+    Reads its own inputs (dataset ``root``), so it runs in-process or as a Dask task alike.
+    """
+    data = CanonicalDataset(root)
+    with xr.open_dataset(forward_file, engine=ENGINE) as ds:
+        mean = ds["nee_mean"].load()
+    inv_mean = data.open("inversions")["nee"].mean("member")
+    return (
+        annual_maps(mean).mean("year"),
+        scores.pixel_correlation(mean, inv_mean),
+        scores.pixel_correlation(mean, data.open("reference")["nee"]),
+    )
 
 
 class TowerScores(NamedTuple):
@@ -97,7 +115,7 @@ def held_out_years(run: Path, models: list[str]) -> dict[str, list[int]]:
     return out
 
 
-def evaluate_run(run: Path) -> dict[str, object]:
+def evaluate_run(run: Path, dask: str | None = None) -> dict[str, object]:
     """Compute every number of the run, write evaluation/ and report/, return metrics."""
     data = CanonicalDataset(run_dataset(run))
     # one-against-many subset models have their own section (evaluation/sensitivity.py)
@@ -119,7 +137,8 @@ def evaluate_run(run: Path) -> dict[str, object]:
                 )
     eval_dir = run / "evaluation"
     eval_dir.mkdir(parents=True, exist_ok=True)
-    monthly = regional_monthly(data, forward, eval_dir / "regional_monthly.nc")
+    # dask: each source's regional series and each model's maps are tasks (bitwise the same)
+    monthly = regional_monthly(data, forward, eval_dir / "regional_monthly.nc", dask=dask)
     sink = data.open("residual_sink")
     years = held_out_years(run, models)
     metrics: dict[str, object] = {
@@ -138,17 +157,20 @@ def evaluate_run(run: Path) -> dict[str, object]:
     grid = data.grid_ds
     land_area = grid["cell_area"] * grid["land_fraction"]
     inv_mean = data.open("inversions")["nee"].mean("member")
-    reference = data.open("reference")["nee"]
     truth = data.open("truth") if data.has("truth") else None
     pixel_maps: dict[tuple[str, str], xr.DataArray] = {}
     mean_maps: dict[str, xr.DataArray] = {}  # mean annual NEE, gC m-2 yr-1
     metrics["pixels"] = {}
-    for m in models:
-        with xr.open_dataset(forward[m], engine=ENGINE) as ds:
-            mean = ds["nee_mean"].load()
-        mean_maps[m] = annual_maps(mean).mean("year")
-        r_inv = scores.pixel_correlation(mean, inv_mean)
-        r_ref = scores.pixel_correlation(mean, reference)
+    root, paths = data.root.resolve(), {m: p.resolve() for m, p in forward.items()}
+    maps = run_tasks(
+        lambda m: model_maps(root, paths[m]),
+        models,
+        dask,
+        desc="maps",
+        unit="model",
+        progress=False,
+    )
+    for m, (mean_maps[m], r_inv, r_ref) in zip(models, maps, strict=True):
         pixel_maps[m, "inversion mean"] = r_inv
         pixel_maps[m, "reference"] = r_ref
         metrics["pixels"][m] = {
@@ -224,8 +246,8 @@ def truth_scores(
     return out
 
 
-def run_evaluate(run: Path) -> int:
+def run_evaluate(run: Path, dask: str | None = None) -> int:
     """Entry point of `invoke evaluate`."""
-    evaluate_run(run)
+    evaluate_run(run, dask=dask)
     log.info(f"wrote {run / 'evaluation' / 'metrics.json'} and {run / 'report' / 'index.html'}")
     return 0
