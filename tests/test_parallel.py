@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from fluxbridge.errors import FluxbridgeError
+from fluxbridge.errors import ConfigError, FluxbridgeError
 from fluxbridge.parallel import dask_client, run_tasks
 
 distributed = pytest.importorskip("distributed")
@@ -79,3 +79,9 @@ def test_unreachable_scheduler_is_one_line_within_the_timeout() -> None:
     assert address in message and "\n" not in message
     assert "no Dask scheduler reachable" in message
     assert elapsed < 2.0 + 8.0  # the timeout plus distributed's start-up, not minutes
+
+
+def test_a_malformed_address_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"--dask nope://x: not a scheduler address"):
+        with dask_client("nope://x", timeout_s=2.0):
+            pass

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
 from fluxbridge import logs
-from fluxbridge.errors import FluxbridgeError
+from fluxbridge.errors import ConfigError, FluxbridgeError
 
 log = logs.get(__name__)
 
@@ -68,7 +68,12 @@ def dask_client(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> Iterator[
     try:
         try:
             client = Client(address, timeout=f"{timeout_s}s")
-        except (OSError, TimeoutError, ValueError) as err:
+        except ValueError as err:  # not an address at all (an unknown scheme, no port ...)
+            raise ConfigError(
+                f"--dask {address}: not a scheduler address ({err}); expected 'local' or "
+                "an address such as tcp://HOST:PORT"
+            ) from None
+        except (OSError, TimeoutError) as err:
             raise FluxbridgeError(
                 f"--dask {address}: no Dask scheduler reachable there within {timeout_s:g} s "
                 f"({type(err).__name__}); start one (`dask scheduler`) or use --dask local"
