@@ -10,7 +10,19 @@ import sys
 import pytest
 
 from fluxbridge.errors import FluxbridgeError
-from fluxbridge.outputs import MARKER, check_output, staged_directory
+from fluxbridge.outputs import (
+    MARKER,
+    check_inputs,
+    check_output,
+    content_hash,
+    file_digest,
+    remove_stale_temporaries,
+    reuse_part,
+    stage_lock,
+    staged_directory,
+    tree_digest,
+    work_directory,
+)
 
 from .conftest import TINY_SCENARIO
 
@@ -29,7 +41,7 @@ def _write(out, task="task", replace=False, inputs=(), name="a.txt"):
 def test_new_output_is_marked_with_its_files(tmp_path):
     _write(tmp_path / "out")
     marker = json.loads((tmp_path / "out" / MARKER).read_text())
-    assert marker == {"task": "task", "files": ["a.txt"]}
+    assert (marker["task"], marker["files"]) == ("task", ["a.txt"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no staging left
 
 
@@ -119,3 +131,138 @@ def test_twin_force_replaces_only_its_own_output(tmp_path):
     assert run_twin(TINY_SCENARIO, out, force=True) == 0
     assert (out / "truth.nc").stat().st_mtime_ns != first
     assert json.loads((out / MARKER).read_text())["task"] == "twin"
+
+
+# -- fingerprints and provenance ------------------------------------------------------
+
+
+def test_content_hash_changes_with_bytes_and_settings(tmp_path):
+    f = tmp_path / "a.txt"
+    f.write_text("x")
+    h1 = content_hash([f], {"k": 1})
+    assert h1 == content_hash([f], {"k": 1})
+    assert h1 != content_hash([f], {"k": 2})
+    f.write_text("y")
+    assert h1 != content_hash([f], {"k": 1})
+
+
+def test_file_digest_is_sha256_of_the_bytes(tmp_path):
+    import hashlib
+
+    f = tmp_path / "a.bin"
+    f.write_bytes(b"abc" * 1000)
+    assert file_digest(f) == hashlib.sha256(b"abc" * 1000).hexdigest()
+
+
+def test_marker_records_digests_and_tree_digest_uses_them(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    _write(out)
+    marker = json.loads((out / MARKER).read_text())
+    assert marker["sha256"]["a.txt"]["sha256"] == file_digest(out / "a.txt")
+    first = tree_digest(out)
+    # unchanged size and mtime: the recorded digest is used, the file is not read again
+    import fluxbridge.outputs as outputs
+
+    monkeypatch.setattr(outputs, "file_digest", lambda path: pytest.fail(f"read {path}"))
+    assert tree_digest(out) == first
+    monkeypatch.undo()
+    # a changed file (new size and mtime) is hashed again and changes the digest
+    (out / "a.txt").write_text("another result")
+    assert tree_digest(out) != first
+
+
+def test_tree_digest_of_an_unmarked_folder_hashes_content(tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "x.nc").write_bytes(b"1")
+    (tmp_path / "e").mkdir()
+    (tmp_path / "e" / "x.nc").write_bytes(b"1")
+    assert tree_digest(tmp_path / "d") == tree_digest(tmp_path / "e")
+    (tmp_path / "e" / "x.nc").write_bytes(b"2")
+    assert tree_digest(tmp_path / "d") != tree_digest(tmp_path / "e")
+
+
+@pytest.mark.parametrize(
+    ("recorded", "current", "message"),
+    [
+        ({"dataset": "a"}, {"dataset": "b"}, "dataset changed since it was made"),
+        ({"dataset": "a"}, {"dataset": "a", "fold_1": "c"}, "fold_1 is new since it was made"),
+        ({"dataset": "a", "fold_1": "c"}, {"dataset": "a"}, "fold_1 is gone"),
+        (None, {"dataset": "a"}, "records no inputs"),
+    ],
+)
+def test_check_inputs_refuses_stale_products(recorded, current, message):
+    with pytest.raises(FluxbridgeError, match=message) as err:
+        check_inputs("run/forward/EC.nc", recorded, current, "rerun `forward --force`")
+    assert "run/forward/EC.nc" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_check_inputs_accepts_current_products():
+    check_inputs("p", {"dataset": "a", "k": "b"}, {"k": "b", "dataset": "a"}, "fix")
+
+
+def test_work_directory_keeps_only_the_same_fingerprint(tmp_path):
+    root = tmp_path / "work"
+    assert work_directory(root, "one") is False
+    (root / "part.nc").write_text("x")
+    assert work_directory(root, "one") is True
+    assert (root / "part.nc").exists()
+    assert work_directory(root, "two") is False
+    assert not (root / "part.nc").exists()
+
+
+def test_damaged_part_is_removed_for_recomputation(tmp_path):
+    part = tmp_path / "part.nc"
+    assert reuse_part(part, lambda p: None) is False
+    part.write_text("good")
+    assert reuse_part(part, lambda p: p.read_text() == "good" or 1 / 0) is True
+
+    def unreadable(path):
+        raise OSError("truncated")
+
+    assert reuse_part(part, unreadable) is False
+    assert not part.exists()
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_temporaries_of_dead_writers_are_removed(tmp_path):
+    dead = tmp_path / "sub" / f".drivers.nc.tmp-{_dead_pid()}"
+    dead.parent.mkdir()
+    dead.write_text("half")
+    alive = tmp_path / f".sites.nc.tmp-{os.getpid()}"
+    alive.write_text("being written")
+    assert remove_stale_temporaries(tmp_path) == [dead]
+    assert alive.exists() and not dead.exists()
+
+
+_HOLD = """
+import sys, time
+from pathlib import Path
+from fluxbridge.outputs import stage_lock
+with stage_lock(Path(sys.argv[1]), "forward"):
+    print("locked", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_stage_lock_refuses_a_second_process_and_is_freed_by_kill(tmp_path):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(FluxbridgeError, match=r"`forward` is already running on .*pid"):
+            with stage_lock(tmp_path, "forward"):
+                pass
+        with stage_lock(tmp_path, "evaluate"):  # another stage is not blocked
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with stage_lock(tmp_path, "forward"):  # the kernel released the killed holder's lock
+        pass

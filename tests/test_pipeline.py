@@ -42,12 +42,3 @@ def test_rerun_skips_unchanged_steps(tiny_demo, capsys, monkeypatch):
         assert f"[demo] {step}: inputs unchanged, skipped" in out
     assert (tiny_demo / "forward" / "EC.nc").stat().st_mtime_ns == before
 
-
-def test_content_hash_changes_with_bytes_and_settings(tmp_path):
-    f = tmp_path / "a.txt"
-    f.write_text("x")
-    h1 = pipeline.content_hash([f], {"k": 1})
-    assert h1 == pipeline.content_hash([f], {"k": 1})
-    assert h1 != pipeline.content_hash([f], {"k": 2})
-    f.write_text("y")
-    assert h1 != pipeline.content_hash([f], {"k": 1})

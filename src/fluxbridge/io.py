@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
 from fluxbridge import __version__
+from fluxbridge.outputs import atomic_path, require_space
 
 ENGINE = "h5netcdf"
 
@@ -20,26 +19,6 @@ def history_line(action: str) -> str:
     """One CF ``history`` entry: UTC timestamp, program and what was done."""
     now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return f"{now} fluxbridge {__version__}: {action}"
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str], *, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary sibling path; on success rename it to ``path``.
-
-    Nothing is left at ``path`` when the body fails, and an existing file is
-    never replaced unless ``overwrite`` is true.
-    """
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; refusing to overwrite it (pass overwrite=True)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 #: Standard name and axis of the coordinate variables the project writes (CF §4).
@@ -124,6 +103,7 @@ def write_netcdf(
     ds.attrs["history"] = history_line(action) + (f"\n{previous}" if previous else "")
     add_coordinate_attrs(ds)
     encoding = cf_encoding(ds, compress=compress)
+    require_space(Path(path).parent, ds.nbytes, Path(path).name)
     with atomic_path(path, overwrite=overwrite) as tmp:
         ds.to_netcdf(tmp, engine=ENGINE, encoding=encoding, invalid_netcdf=False)
     return Path(path)

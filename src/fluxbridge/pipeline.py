@@ -8,32 +8,18 @@ unchanged, and ``force`` redoes everything. Timings per stage go to
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from fluxbridge import logs
 from fluxbridge.config import find_config
-from fluxbridge.io import atomic_path
+from fluxbridge.outputs import atomic_path, content_hash
 
 log = logs.get(__name__)
-
-
-def content_hash(paths: Iterable[Path], settings: object) -> str:
-    """sha256 over the bytes of ``paths`` (files, or every file under a folder) and ``settings``."""
-    h = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
-    for path in sorted(Path(p) for p in paths):
-        files = sorted(q for q in path.rglob("*") if q.is_file()) if path.is_dir() else [path]
-        for f in files:
-            h.update(str(f.relative_to(path.parent)).encode())
-            with f.open("rb") as fh:
-                for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
-                    h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass

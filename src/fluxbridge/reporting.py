@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from fluxbridge.errors import FluxbridgeError
-from fluxbridge.io import atomic_path
+from fluxbridge.outputs import atomic_path
 
 
 @dataclass

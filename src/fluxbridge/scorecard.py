@@ -23,7 +23,8 @@ import xarray as xr
 from fluxbridge import logs
 from fluxbridge.data.canonical import TROPICAL_REGIONS
 from fluxbridge.errors import FluxbridgeError
-from fluxbridge.io import ENGINE, atomic_path
+from fluxbridge.io import ENGINE
+from fluxbridge.outputs import atomic_path
 
 log = logs.get(__name__)
 

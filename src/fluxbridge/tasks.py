@@ -17,6 +17,7 @@ any directory. ``fluxbridge TASK --help`` documents every option.
 
 from __future__ import annotations
 
+import errno
 import importlib
 from collections.abc import Callable
 from pathlib import Path
@@ -50,8 +51,20 @@ def _run(verbose: bool, module: str, func: str, log_dir: Path | None = None, **k
             code = _stage(module, func)(**kwargs)
     except FluxbridgeError as exc:
         raise Exit(f"error: {exc}", code=2) from exc
+    except OSError as exc:
+        # disk full, read-only, permissions: the system's reason and the path, on one line
+        raise Exit(f"error: {os_error_line(exc)}", code=2) from exc
     if code:
         raise Exit(code=int(code))
+
+
+def os_error_line(exc: OSError) -> str:
+    """``<path>: <reason>`` of an operating-system error (the path whose write or read failed)."""
+    where = exc.filename if exc.filename is not None else "a file"
+    reason = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        reason += "; free some space and run the same command again (finished parts are reused)"
+    return f"{where}: {reason}".replace("\n", " ")
 
 
 def _int(value: int | str | None, option: str) -> int | None:
@@ -288,6 +301,7 @@ def train(
         "model": "comma-separated models (default: all trained)",
         "daily": "write daily output instead of monthly means",
         "dask": "run chunks on Dask: 'local' or a scheduler address",
+        "force": "recompute outputs made from another dataset or other checkpoints (stale)",
         "verbose": VERBOSE,
     }
 )
@@ -298,6 +312,7 @@ def forward(
     model: str | None = None,
     daily: bool = False,
     dask: str | None = None,
+    force: bool = False,
     verbose: bool = False,
 ) -> None:
     """Run every member over every land pixel and day (chunked)."""
@@ -311,6 +326,7 @@ def forward(
         models=_split(model),
         daily=daily,
         dask=dask,
+        force=force,
     )
 
 
@@ -318,10 +334,13 @@ def forward(
     help={
         "run": "run directory with forward outputs",
         "dask": "score the models on Dask: 'local' or a scheduler address",
+        "force": "first (re)run forward for models whose output is missing or stale",
         "verbose": VERBOSE,
     }
 )
-def evaluate(c: Context, run: str, dask: str | None = None, verbose: bool = False) -> None:
+def evaluate(
+    c: Context, run: str, dask: str | None = None, force: bool = False, verbose: bool = False
+) -> None:
     """Metrics (metrics.json), regional series and the report of a run."""
     _run(
         verbose,
@@ -330,6 +349,7 @@ def evaluate(c: Context, run: str, dask: str | None = None, verbose: bool = Fals
         log_dir=Path(run),
         run=Path(run),
         dask=dask,
+        force=force,
     )
 
 

@@ -132,6 +132,26 @@ def _fails(config, error, match: str) -> None:
     assert not list(config.parent.glob(".out.*"))
 
 
+def test_failure_after_tables_were_written_leaves_no_partial_output(tmp_path, monkeypatch) -> None:
+    """The staged output must go when the report fails late: the tables are written by then
+    (the refusals above all fail before anything is written, so they cannot show this)."""
+    from fluxbridge.analysis import run as run_module
+
+    written: list[str] = []
+
+    def fails_after_tables(tmp, *args, **kwargs):
+        written.extend(p.name for p in tmp.iterdir())
+        raise RuntimeError("figure failed")
+
+    monkeypatch.setattr(run_module, "draw_and_describe", fails_after_tables)
+    cfg = _config(tmp_path)
+    with pytest.raises(RuntimeError, match="figure failed"):
+        run_analyze(cfg)
+    assert any(name.endswith(".nc") or name.endswith(".csv") for name in written)
+    assert not (cfg.parent / "out").exists()
+    assert not list(cfg.parent.glob(".out.*"))
+
+
 def test_unknown_group_is_rejected(tmp_path) -> None:
     cfg = _config(tmp_path, products=[{"name": "x", "group": "ocean", "file": "sat_b.nc"}])
     _fails(cfg, ConfigError, r"products\[0\]\.group: 'ocean' is not one of")

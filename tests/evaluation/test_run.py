@@ -20,8 +20,10 @@ import torch
 import xarray as xr
 import yaml
 
+from fluxbridge.data.canonical import CanonicalDataset
 from fluxbridge.errors import FluxbridgeError
 from fluxbridge.evaluation.run import evaluate_run, held_out_years, run_evaluate
+from fluxbridge.inference.forward import current_forward
 from fluxbridge.io import ENGINE, write_netcdf
 from fluxbridge.training.checkpoint import load_member
 
@@ -439,7 +441,9 @@ def _assert_no_outputs(run: Path) -> None:
 
 def test_evaluate_without_forward_outputs_is_refused(tiny_demo: Path, tmp_path: Path) -> None:
     run = _run_copy(tiny_demo, tmp_path)
-    with pytest.raises(FluxbridgeError, match=r"forward output missing.*EC\.nc.*invoke forward"):
+    with pytest.raises(
+        FluxbridgeError, match=r"forward output missing.*EC\.nc.*fluxbridge forward"
+    ):
         run_evaluate(run)
     _assert_no_outputs(run)
 
@@ -498,3 +502,22 @@ def test_dask_cluster_gives_the_in_process_evaluation(tiny_demo: Path, tmp_path:
         assert (runs["here"] / "evaluation" / name).read_bytes() == (
             runs["dask"] / "evaluation" / name
         ).read_bytes(), name
+
+
+def test_forward_older_than_the_retrained_members_is_refused_then_remade_with_force(
+    tiny_demo: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(tiny_demo / "train", run / "train")
+    shutil.copytree(tiny_demo / "forward", run / "forward")
+    # EC fold 1 retrained after the forward run (here: given fold 0's weights)
+    ec = run / "train" / "ec"
+    shutil.copy(ec / "fold_0" / "best.ckpt", ec / "fold_1" / "best.ckpt")
+    with pytest.raises(FluxbridgeError, match=r"EC\.nc is stale: train/ec/fold_1/best\.ckpt"):
+        evaluate_run(run)
+    _assert_no_outputs(run)
+    data = CanonicalDataset(tiny_demo / "data")
+    kept = (run / "forward" / "EC-ATM.nc").stat().st_mtime_ns
+    current_forward(run, data, ["EC", "EC-ATM"], force=True)
+    assert (run / "forward" / "EC-ATM.nc").stat().st_mtime_ns == kept  # current: not redone
+    current_forward(run, data, ["EC", "EC-ATM"], force=False)  # both current now

@@ -7,6 +7,8 @@ with xarray, members loaded with ``load_member`` and called as plain
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 import tracemalloc
 from pathlib import Path
@@ -24,6 +26,7 @@ from fluxbridge.inference.fast import FoldedMember
 from fluxbridge.inference.forward import ForwardPlan, compute_year, forward_run, run_forward
 from fluxbridge.io import ENGINE, write_netcdf
 from fluxbridge.models.network import NEENetwork
+from fluxbridge.outputs import tree_digest
 from fluxbridge.training.checkpoint import FINISHED_FILE, load_member
 
 CPU = torch.device("cpu")
@@ -217,6 +220,92 @@ def test_parts_of_other_members_are_not_reused(
     assert calls == [2003, 2004, 2005]
     with xr.open_dataset(out, engine=ENGINE) as ds:
         assert list(ds["member"].values) == ["fold_1", "fold_0"]
+
+
+def test_a_damaged_part_is_recomputed(
+    tiny_demo: Path, uninterrupted: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = forward.compute_year
+    calls: list[int] = []
+    killed: list[int] = []
+
+    def dies_in_2004(plan, members, year, device):
+        calls.append(year)
+        if year == 2004 and not killed:
+            killed.append(year)
+            raise SimulatedKill
+        return real(plan, members, year, device)
+
+    monkeypatch.setattr(forward, "compute_year", dies_in_2004)
+    out = tmp_path / "EC.nc"
+    with pytest.raises(SimulatedKill):
+        _run(tiny_demo, out)
+    part = tmp_path / "EC.nc.parts" / "2003.nc"
+    part.write_bytes(part.read_bytes()[:200])  # damaged on disk after it was written
+    calls.clear()
+    _run(tiny_demo, out)
+    assert calls == [2003, 2004, 2005], "the damaged 2003 part is made again, not merged"
+    _assert_identical(out, uninterrupted)
+
+
+# --- provenance -----------------------------------------------------------------------------
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _inputs_of(path: Path) -> dict[str, str]:
+    with xr.open_dataset(path, engine=ENGINE) as ds:
+        return json.loads(ds.attrs["fluxbridge_inputs"])
+
+
+def test_output_records_its_inputs_is_kept_when_current_and_refused_when_stale(
+    tiny_demo: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(tiny_demo / "train" / "ec", run / "train" / "ec")
+    run_forward(run, data=tiny_demo / "data")
+    out = run / "forward" / "EC.nc"
+    recorded = _inputs_of(out)
+    assert recorded.pop("dataset") == tree_digest(tiny_demo / "data")
+    assert recorded == {
+        f"train/ec/fold_{k}/best.ckpt": _sha256(run / "train" / "ec" / f"fold_{k}" / "best.ckpt")
+        for k in FOLDS
+    }
+    before = out.stat().st_mtime_ns
+    run_forward(run, data=tiny_demo / "data")  # same dataset and members: kept as it is
+    assert out.stat().st_mtime_ns == before
+
+    # fold 1 retrained (here: given fold 0's weights) after the forward run
+    ckpts = run / "train" / "ec"
+    shutil.copy(ckpts / "fold_0" / "best.ckpt", ckpts / "fold_1" / "best.ckpt")
+    with pytest.raises(
+        FluxbridgeError, match=r"EC\.nc is stale: train/ec/fold_1/best\.ckpt changed"
+    ):
+        run_forward(run, data=tiny_demo / "data")
+    assert out.stat().st_mtime_ns == before
+    run_forward(run, data=tiny_demo / "data", force=True)
+    assert _inputs_of(out)["train/ec/fold_1/best.ckpt"] == _sha256(ckpts / "fold_1" / "best.ckpt")
+    with xr.open_dataset(out, engine=ENGINE) as ds:  # both members are now fold 0's network
+        np.testing.assert_array_equal(ds["nee"].values[0], ds["nee"].values[1])
+
+
+def test_forward_output_of_another_dataset_on_the_same_grid_is_stale(
+    tiny_demo: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(tiny_demo / "train" / "ec", run / "train" / "ec")
+    run_forward(run, data=tiny_demo / "data")
+    other = tmp_path / "other"
+    shutil.copytree(tiny_demo / "data", other)
+    with xr.open_dataset(other / "reference.nc", engine=ENGINE) as ds:
+        changed = (ds.load() * 1.0).assign_attrs(ds.attrs)
+    changed["nee"] = changed["nee"] + 0.5
+    (other / "reference.nc").unlink()
+    write_netcdf(changed, other / "reference.nc", action="test: another reference")
+    with pytest.raises(FluxbridgeError, match=r"EC\.nc is stale: dataset changed"):
+        run_forward(run, data=other)
 
 
 # --- 3. Dask --------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """run_train end to end on the tiny dataset: layout, determinism, resume, errors, EC vs EC-ATM."""
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,10 +13,12 @@ import pytest
 import torch
 import xarray as xr
 
-from fluxbridge.errors import ConfigError, SchemaError
+from fluxbridge.errors import ConfigError, FluxbridgeError, SchemaError
+from fluxbridge.outputs import file_digest, tree_digest
 from fluxbridge.training.callbacks import EpochLog
 from fluxbridge.training.checkpoint import load_member, read_checkpoint
 from fluxbridge.training.run import run_train
+from fluxbridge.training.run_config import TrainRunConfig
 
 KILL_SCRIPT = Path(__file__).with_name("_kill_script.py")
 
@@ -231,3 +234,23 @@ def test_ec_atm_lowers_atm_loss_and_keeps_ec_loss(tiny_data, run_dir, tmp_path):
     # that pass the model's changes through at their integral (no intercept, Σ w = land
     # area) let the ATM term pull that bias out, which costs site MSE (1.13× here)
     assert ecatm["val/rmse_sites"] ** 2 <= 1.2 * ec["val/rmse_sites"] ** 2
+
+
+def test_resume_on_changed_inputs_is_refused(tiny_data, run_dir, tmp_path, tiny_config):
+    """config.yaml records the digests of the dataset and bridges; a resume on others would
+    mix members trained on different inputs."""
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    _train("ec-atm", data, run_dir, tiny_config, max_epochs=1)
+    recorded = TrainRunConfig.read(run_dir / "train" / "ec-atm").inputs
+    assert recorded == {
+        "dataset": tree_digest(data),
+        "bridges": file_digest(run_dir / "bridges.nc"),
+    }
+    finished = json.loads((run_dir / "train/ec-atm/fold_0/finished.json").read_text())
+    assert finished["inputs"] == recorded
+    _train("ec-atm", data, run_dir, tiny_config, max_epochs=1, resume=True)  # same inputs: fine
+    with (data / "reference.nc").open("ab") as fh:  # any change of content
+        fh.write(b"\0")
+    with pytest.raises(FluxbridgeError, match=r"ec-atm is stale: dataset changed.*new run folder"):
+        _train("ec-atm", data, run_dir, tiny_config, max_epochs=1, resume=True)

@@ -29,7 +29,8 @@ import xarray as xr
 from fluxbridge.bridge.bridgeset import BridgeSet
 from fluxbridge.data.canonical import open_canonical
 from fluxbridge.geo.integrate import regional_integral_pgc
-from fluxbridge.io import ENGINE, atomic_path
+from fluxbridge.io import ENGINE
+from fluxbridge.outputs import atomic_path
 
 OFFSET = 1.0  # gC m-2 d-1 added on every land cell for ``reference+offset``
 GRADIENT = 1.0  # gC m-2 d-1 × sin(lat) added for ``reference+gradient``

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from fluxbridge.bridge.bridgeset import BridgeSet
-from fluxbridge.io import atomic_path
+from fluxbridge.outputs import atomic_path
 
 
 def pft_composition(bset: BridgeSet, pft_fraction: np.ndarray, n_pft: int) -> pd.DataFrame:

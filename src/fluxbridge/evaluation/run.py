@@ -19,8 +19,10 @@ from fluxbridge.evaluation import scores
 from fluxbridge.evaluation.regional import annual_maps, land_area_weights, regional_monthly
 from fluxbridge.evaluation.report import build_report
 from fluxbridge.geo.grid import Grid
+from fluxbridge.inference.forward import current_forward
 from fluxbridge.inference.members import load_members, model_dirs, run_dataset, trained_models
-from fluxbridge.io import ENGINE, atomic_path
+from fluxbridge.io import ENGINE
+from fluxbridge.outputs import atomic_path, file_digest, stage_lock
 from fluxbridge.parallel import run_tasks
 from fluxbridge.training.run import ATM_YEARS_FILE
 
@@ -115,18 +117,19 @@ def held_out_years(run: Path, models: list[str]) -> dict[str, list[int]]:
     return out
 
 
-def evaluate_run(run: Path, dask: str | None = None) -> dict[str, object]:
-    """Compute every number of the run, write evaluation/ and report/, return metrics."""
+def evaluate_run(run: Path, force: bool = False, dask: str | None = None) -> dict[str, object]:
+    """Compute every number of the run, write evaluation/ and report/, return metrics.
+
+    A forward output that is missing, unreadable or made from another dataset or
+    other checkpoints is refused; ``force`` recomputes it first.
+    """
     data = CanonicalDataset(run_dataset(run))
     # one-against-many subset models have their own section (evaluation/sensitivity.py)
     models = [m for m in trained_models(run) if "-inv-" not in m]
     forward = {m: run / "forward" / f"{m}.nc" for m in models}
-    missing = [str(p) for p in forward.values() if not p.exists()]
-    if missing:
-        raise FluxbridgeError(
-            f"{run}: forward output missing ({', '.join(missing)}); "
-            "run `invoke forward --run RUN` first"
-        )
+    for key in ("sites", "inversions", "reference", "residual_sink"):
+        data.open(key).close()  # what is missing or malformed is named before any work
+    digest = current_forward(run, data, models, force)
     for path in forward.values():
         with xr.open_dataset(path, engine=ENGINE) as ds:
             if not Grid.from_dataset(ds, path).same_as(data.grid):
@@ -196,6 +199,10 @@ def evaluate_run(run: Path, dask: str | None = None) -> dict[str, object]:
     if (run / "bridges.nc").exists():
         # the bridges on every trained model's map too (the issue's "fields it never saw")
         write_fidelity(run, data.root, forward)
+    metrics["inputs"] = {
+        "dataset": digest,
+        **{f"forward/{p.name}": file_digest(p) for p in forward.values()},
+    }
     with atomic_path(eval_dir / "metrics.json", overwrite=True) as tmp:
         tmp.write_text(json.dumps(metrics, indent=1))
     build_report(
@@ -246,8 +253,9 @@ def truth_scores(
     return out
 
 
-def run_evaluate(run: Path, dask: str | None = None) -> int:
+def run_evaluate(run: Path, force: bool = False, dask: str | None = None) -> int:
     """Entry point of `invoke evaluate`."""
-    evaluate_run(run, dask=dask)
+    with stage_lock(run, "evaluate"):
+        evaluate_run(run, force=force, dask=dask)
     log.info(f"wrote {run / 'evaluation' / 'metrics.json'} and {run / 'report' / 'index.html'}")
     return 0

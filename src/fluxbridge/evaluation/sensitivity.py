@@ -19,10 +19,9 @@ Layout under the run directory (see docs/sensitivity.md)::
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ import xarray as xr
 import yaml
 
 from fluxbridge import logs
+from fluxbridge.config import to_mapping
 from fluxbridge.data.canonical import (
     MONTHLY_INTEGRAL_UNITS,
     TROPICAL_REGIONS,
@@ -45,15 +45,19 @@ from fluxbridge.errors import ConfigError, FluxbridgeError
 from fluxbridge.evaluation import metrics
 from fluxbridge.evaluation.regional import AGGREGATES, GLOBAL, integrate_field
 from fluxbridge.inference.members import display_name
-from fluxbridge.io import ENGINE, atomic_path, write_netcdf
+from fluxbridge.io import ENGINE, write_netcdf
+from fluxbridge.outputs import atomic_path
 from fluxbridge.reporting import Figure, Section, Table
 from fluxbridge.training.checkpoint import read_checkpoint
 from fluxbridge.training.folds import folds_to_train
 from fluxbridge.training.run import model_dir_name
+from fluxbridge.training.run_config import RUN_CONFIG_FILE, TrainRunConfig
 
 log = logs.get(__name__)
 
 BASE_MODEL = "ec-atm"
+#: Named in errors: the setup every subset model must share.
+BASE_CONFIG = f"train/{BASE_MODEL}/{RUN_CONFIG_FILE}"
 FULL_MODEL = display_name(BASE_MODEL)
 FULL_INVERSION_MEAN = "inversion_mean"
 FIGURE_NAMES = {1: "figC3_one.png", 2: "figC4_two.png", 3: "figC5_three.png"}
@@ -125,41 +129,15 @@ def draw_subsets(
     return drawn, skipped
 
 
-@dataclass(frozen=True)
-class BaseSetup:
-    """How the run's full-ensemble ``ec-atm`` was trained (from its config.yaml)."""
-
-    path: Path
-    data: Path
-    folds: list[int]
-    integral: str
-    on_decoupling: str
-    trainer: dict[str, Any]
-    train: dict[str, Any]
-
-
-def base_setup(run: Path) -> BaseSetup:
-    """Read RUN/train/ec-atm/config.yaml; refuse a run without a trained ``ec-atm``."""
+def base_setup(run: Path) -> TrainRunConfig:
+    """The run's full-ensemble ``ec-atm`` setup; refuse a run without a trained one."""
     directory = run / "train" / BASE_MODEL
-    path = directory / "config.yaml"
-    if not path.exists() or not any(directory.glob("fold_*/best.ckpt")):
+    if not (directory / RUN_CONFIG_FILE).exists() or not any(directory.glob("fold_*/best.ckpt")):
         raise FluxbridgeError(
             f"{directory}: no trained full-ensemble EC-ATM (config.yaml and fold_<k>/best.ckpt); "
             f"run `invoke train --model {BASE_MODEL} --data DATA --run {run}` first"
         )
-    cfg = yaml.safe_load(path.read_text()) or {}
-    try:
-        return BaseSetup(
-            path=path,
-            data=Path(cfg["data"]),
-            folds=[int(k) for k in cfg["folds"]],
-            integral=str(cfg["integral"]),
-            on_decoupling=str(cfg["on_decoupling"]),
-            trainer=dict(cfg["trainer"]),
-            train=dict(cfg["train"]),
-        )
-    except KeyError as exc:
-        raise ConfigError(f"{path}: key {exc} missing; retrain {BASE_MODEL}") from exc
+    return TrainRunConfig.read(directory)
 
 
 def inversion_names(data: CanonicalDataset) -> list[str]:
@@ -170,17 +148,17 @@ def inversion_names(data: CanonicalDataset) -> list[str]:
     return [str(i) for i in range(inv.sizes["member"])]
 
 
-def subset_folds(base: BaseSetup, data: CanonicalDataset, max_folds: int | None) -> list[int]:
+def subset_folds(base: TrainRunConfig, data: CanonicalDataset, max_folds: int | None) -> list[int]:
     """The base model's folds (the first ``max_folds`` of them if given)."""
     if max_folds is not None and not 1 <= max_folds <= len(base.folds):
-        raise ConfigError(f"max_folds={max_folds}: choose 1..{len(base.folds)} ({base.path})")
+        raise ConfigError(f"max_folds={max_folds}: choose 1..{len(base.folds)} ({BASE_CONFIG})")
     folds = base.folds[:max_folds]
     sites = data.path("sites")
     # run_train trains the first n folds of the dataset, so only a prefix can be reproduced
     prefix = folds_to_train(data.open("sites")["fold"].values, len(folds), sites)
     if prefix != folds:
         raise ConfigError(
-            f"{base.path}: folds {folds} are not the first {len(folds)} folds {prefix} of {sites}"
+            f"{BASE_CONFIG}: folds {folds} are not the first {len(folds)} folds {prefix} of {sites}"
         )
     return folds
 
@@ -195,42 +173,42 @@ def _is_complete(directory: Path, folds: Sequence[int], max_epochs: int) -> bool
     return True
 
 
-def _check_same_setup(directory: Path, base: BaseSetup, subset: Subset) -> None:
+def _check_same_setup(directory: Path, base: TrainRunConfig, subset: Subset) -> None:
     """Refuse to extend a subset model trained with other settings than the base."""
-    path = directory / "config.yaml"
-    if not path.exists():
+    if not (directory / RUN_CONFIG_FILE).exists():
         return
-    previous = yaml.safe_load(path.read_text()) or {}
+    previous = TrainRunConfig.read(directory)
     expected = {
-        "data": str(base.data),
+        "data": base.data,
         "integral": base.integral,
         "inversions": list(subset.members),
         "train": base.train,
     }
     for key, value in expected.items():
-        if previous.get(key) != value:
+        if getattr(previous, key) != value:
             raise ConfigError(
-                f"{path}: {key}={previous.get(key)!r} differs from {base.path} ({value!r}); "
-                f"remove {directory} to retrain it with the run's settings"
+                f"{directory / RUN_CONFIG_FILE}: {key}={getattr(previous, key)!r} differs from "
+                f"{BASE_CONFIG} ({value!r}); remove {directory} to retrain it with the run's "
+                "settings"
             )
 
 
-def train_subset(run: Path, base: BaseSetup, subset: Subset, folds: list[int]) -> bool:
-    """Train (or finish) the subset model; False when it was already complete."""
+def train_subset(run: Path, base: TrainRunConfig, subset: Subset, folds: list[int]) -> None:
+    """Train (or finish) the subset model; nothing when it is already complete."""
     from fluxbridge.training.run import run_train
 
     directory = run / "train" / subset.model_dir(base.integral)
-    max_epochs = int(base.train["max_epochs"])
+    max_epochs = base.train.max_epochs
     if _is_complete(directory, folds, max_epochs):
         log.info(f"{directory.name}: already trained, skipped")
-        return False
+        return
     _check_same_setup(directory, base, subset)
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "train.yaml"
-        config.write_text(yaml.safe_dump(base.train, sort_keys=False))
+        config.write_text(yaml.safe_dump(to_mapping(base.train), sort_keys=False))
         run_train(
             model=BASE_MODEL,
-            data=base.data,
+            data=Path(base.data),
             run=run,
             folds=len(folds),
             integral=base.integral,
@@ -238,23 +216,15 @@ def train_subset(run: Path, base: BaseSetup, subset: Subset, folds: list[int]) -
             on_decoupling=base.on_decoupling,
             resume=True,  # finishes an interrupted fold; a fold without checkpoints starts fresh
             config=config,
-            **base.trainer,
+            **asdict(base.trainer),
         )
-    return True
 
 
-def forward_models(run: Path, data: Path, models: Sequence[str], retrained: set[str]) -> None:
-    """Forward every model lacking RUN/forward/<model>.nc; stale outputs of retrained ones go."""
+def forward_models(run: Path, data: Path, models: Sequence[str]) -> None:
+    """Forward every model whose RUN/forward/<model>.nc is missing or stale (provenance)."""
     from fluxbridge.inference.forward import run_forward
 
-    for model in retrained:
-        out = run / "forward" / f"{model}.nc"
-        out.unlink(missing_ok=True)
-        # part files are fingerprinted by fold ids, not weights, so they would be reused
-        shutil.rmtree(out.with_name(out.name + ".parts"), ignore_errors=True)
-    todo = [m for m in models if not (run / "forward" / f"{m}.nc").exists()]
-    if todo:
-        run_forward(run, data=data, models=todo)
+    run_forward(run, data=data, models=list(models), force=True)
 
 
 def ordered_regions(regions: Sequence[str]) -> list[str]:
@@ -402,7 +372,7 @@ def run_sensitivity(run: Path, subsets: list[int], seed: int, max_folds: int | N
     run = Path(run)
     check_sizes(subsets)
     base = base_setup(run)
-    data = CanonicalDataset(base.data)
+    data = CanonicalDataset(Path(base.data))
     members = inversion_names(data)
     folds = subset_folds(base, data, max_folds)
     drawn, skipped = draw_subsets(members, subsets, seed)
@@ -417,9 +387,10 @@ def run_sensitivity(run: Path, subsets: list[int], seed: int, max_folds: int | N
             f"{data.path('inversions')}; choose sizes 1..{len(members) - 1}"
         )
     chosen = [s for group in drawn.values() for s in group]
-    retrained = {s.model(base.integral) for s in chosen if train_subset(run, base, s, folds)}
+    for subset in chosen:
+        train_subset(run, base, subset, folds)
     models = [FULL_MODEL, *(s.model(base.integral) for s in chosen)]
-    forward_models(run, base.data, models, retrained)
+    forward_models(run, Path(base.data), models)
     msc = sensitivity_msc(
         data, {m: run / "forward" / f"{m}.nc" for m in models}, chosen, base.integral
     )
@@ -437,7 +408,7 @@ def run_sensitivity(run: Path, subsets: list[int], seed: int, max_folds: int | N
         "units": MONTHLY_INTEGRAL_UNITS,
         "inversions": members,
         "folds": folds,
-        "max_epochs": int(base.train["max_epochs"]),
+        "max_epochs": base.train.max_epochs,
         "sizes": sorted(drawn),
         "skipped_sizes": skipped,
         "figures": {str(k): name for k, name in figures.items()},

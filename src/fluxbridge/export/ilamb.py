@@ -40,7 +40,8 @@ from fluxbridge import __version__, logs
 from fluxbridge.data.canonical import CanonicalDataset
 from fluxbridge.data.units import SECONDS_PER_DAY, to_canonical
 from fluxbridge.errors import FluxbridgeError
-from fluxbridge.io import atomic_path, open_netcdf, write_netcdf
+from fluxbridge.io import open_netcdf, write_netcdf
+from fluxbridge.outputs import atomic_path, tree_digest
 
 log = logs.get(__name__)
 
@@ -159,6 +160,23 @@ def _dataset_root(run: Path) -> Path:
         if (run / "data" / "canonical.json").exists():
             return run / "data"
         raise
+
+
+def _check_provenance(run: Path, data: CanonicalDataset, forwards: list[ForwardFile]) -> None:
+    """Refuse forward files made from another dataset or, for trained models, other members."""
+    from fluxbridge.inference.forward import check_current, forward_inputs
+    from fluxbridge.inference.members import model_dirs
+
+    digest = tree_digest(data.root)
+    try:
+        trained = model_dirs(run)
+    except FluxbridgeError:  # a run folder holding forward output only
+        trained = {}
+    for fwd in forwards:
+        expected = (
+            forward_inputs(run, fwd.model, digest) if fwd.model in trained else {"dataset": digest}
+        )
+        check_current(fwd.path, expected, run)
 
 
 def monthly_nee(path: Path, ds: xr.Dataset, variable: str = "nee_mean") -> xr.DataArray:
@@ -334,6 +352,7 @@ def export_ilamb(run: Path, out: Path, force: bool = False) -> list[Path]:
     """Write the ILAMB export of ``run`` to ``out``; return the files written."""
     forwards = forward_files(run)
     data = CanonicalDataset(_dataset_root(run))
+    _check_provenance(run, data, forwards)
     grid = data.grid_ds
     truth_path = data.path("truth")
     planned: dict[Path, xr.Dataset] = {}

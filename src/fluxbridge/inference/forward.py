@@ -10,7 +10,6 @@ produce the same part files, hence the same final file.
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -30,6 +29,17 @@ from fluxbridge.data.canonical import (
 )
 from fluxbridge.errors import FluxbridgeError
 from fluxbridge.io import ENGINE, write_netcdf
+from fluxbridge.outputs import (
+    INPUTS_ATTR,
+    check_inputs,
+    fingerprint,
+    inputs_attr,
+    recorded_inputs,
+    reuse_part,
+    stage_lock,
+    tree_digest,
+    work_directory,
+)
 from fluxbridge.parallel import run_tasks
 
 log = logs.get(__name__)
@@ -147,14 +157,16 @@ def forward_run(
     device: torch.device | None = None,
     dask: str | None = None,
     progress: bool = True,
-    provenance: dict[str, object] | None = None,
+    inputs: dict[str, str] | None = None,
 ) -> Path:
     """Run ``members`` over every land cell; write ``out`` with nee(member, time, lat, lon).
 
     Also writes the ensemble mean and standard deviation (``nee_mean``,
-    ``nee_std``, ddof=0) in gC m-2 d-1. Parts of an interrupted run found in
-    ``<out>.parts/`` are reused when they were made for the same members and
-    drivers (checked by a fingerprint); the parts are removed after the merge.
+    ``nee_std``, ddof=0) in gC m-2 d-1. ``inputs`` (the dataset's and each
+    checkpoint's content digest) is recorded in the file (provenance). Parts of an
+    interrupted run found in ``<out>.parts/`` are reused when they were made for
+    the same members, inputs and settings (a fingerprint); a part that cannot be
+    read is recomputed; the parts are removed after the merge.
     """
     if out.exists():
         raise FluxbridgeError(f"{out} exists; remove it or use another run directory")
@@ -173,15 +185,15 @@ def forward_run(
     drivers.close()
 
     part_dir = out.with_name(out.name + ".parts")
-    fingerprint = {
+    settings = {
         "members": list(member_names),
         "drivers": str(plan.drivers_path.resolve()),
         "n_cells": plan.n_cells,
         "daily": daily,
-        **(provenance or {}),
+        "inputs": inputs or {},
     }
-    _prepare_part_dir(part_dir, fingerprint)
-    todo = [y for y in plan.years if not (part_dir / _part_name(y)).exists()]
+    work_directory(part_dir, fingerprint(settings))
+    todo = [y for y in plan.years if not reuse_part(part_dir / _part_name(y), _readable)]
 
     def one(year: int) -> None:
         values = compute_year(plan, members, year, device)
@@ -191,20 +203,15 @@ def forward_run(
 
     run_tasks(one, todo, dask, desc=f"forward {model_name}", unit="year", progress=progress)
 
-    _merge_parts(part_dir, plan, out, model_name=model_name, daily=daily, grid_ds=grid_ds)
+    _merge_parts(
+        part_dir, plan, out, model_name=model_name, daily=daily, grid_ds=grid_ds, inputs=inputs
+    )
     shutil.rmtree(part_dir)
     return out
 
 
-def _prepare_part_dir(part_dir: Path, fingerprint: dict[str, object]) -> None:
-    stamp = part_dir / "fingerprint.json"
-    if part_dir.exists():
-        previous = json.loads(stamp.read_text()) if stamp.exists() else None
-        if previous == fingerprint:
-            return
-        shutil.rmtree(part_dir)  # parts of another run configuration are never mixed in
-    part_dir.mkdir(parents=True)
-    stamp.write_text(json.dumps(fingerprint, indent=1, sort_keys=True))
+def _readable(path: Path) -> None:
+    xr.open_dataset(path, engine=ENGINE).close()
 
 
 def _merge_parts(
@@ -215,6 +222,7 @@ def _merge_parts(
     model_name: str,
     daily: bool,
     grid_ds: xr.Dataset,
+    inputs: dict[str, str] | None,
 ) -> None:
     parts = [part_dir / _part_name(y) for y in plan.years]
     with xr.open_mfdataset(
@@ -258,7 +266,27 @@ def _merge_parts(
             standard_name="land_area_fraction"
         )
         result.attrs = {"title": f"fluxbridge forward run of {model_name}", "model": model_name}
+        if inputs is not None:
+            result.attrs[INPUTS_ATTR] = inputs_attr(inputs)
         write_netcdf(result, out, action=f"forward run of {model_name}")
+
+
+def forward_inputs(run: Path, model: str, dataset_digest: str) -> dict[str, str]:
+    """What a forward output of ``model`` depends on: the dataset and every member checkpoint."""
+    from fluxbridge.inference.members import member_digests
+
+    return {"dataset": dataset_digest, **member_digests(run, model)}
+
+
+def check_current(path: Path, inputs: dict[str, str], run: Path) -> None:
+    """Refuse a forward output that is unreadable or was made from other inputs (stale)."""
+    fix = f"rerun `fluxbridge forward --run {run} --force`"
+    try:
+        with xr.open_dataset(path, engine=ENGINE) as ds:
+            recorded = recorded_inputs(ds.attrs)
+    except Exception as exc:  # h5py raises many types for a truncated file
+        raise FluxbridgeError(f"{path} is not a readable NetCDF file (damaged?); {fix}") from exc
+    check_inputs(path, recorded, inputs, fix)
 
 
 def run_forward(
@@ -267,30 +295,75 @@ def run_forward(
     models: list[str] | None = None,
     daily: bool = False,
     dask: str | None = None,
+    force: bool = False,
 ) -> int:
-    """Entry point of `invoke forward`: every trained model → RUN/forward/<model>.nc."""
+    """Entry point of `invoke forward`: every trained model → RUN/forward/<model>.nc.
+
+    An output made from today's dataset and checkpoints is kept; one made from
+    others (stale) is refused, or recomputed with ``force``.
+    """
     from fluxbridge.inference.fast import FoldedMember
     from fluxbridge.inference.members import load_members, run_dataset, trained_models
 
-    dataset = CanonicalDataset(data or run_dataset(run))
-    available = trained_models(run)
-    chosen = models or available
-    unknown = sorted(set(chosen) - set(available))
-    if unknown:
-        raise FluxbridgeError(f"{run}: no trained model(s) {unknown}; trained: {available}")
-    for model in chosen:
-        members = load_members(run, model)
-        suffix = "_daily" if daily else ""
-        out = run / "forward" / f"{model}{suffix}.nc"
-        forward_run(
-            [FoldedMember(net) for net in members.values()],
-            [f"fold_{k}" for k in members],
-            dataset,
-            out,
-            model_name=model,
-            daily=daily,
-            dask=dask,
-            provenance={"checkpoints": [str(k) for k in members]},
-        )
-        log.info(f"wrote {out}")
+    with stage_lock(run, "forward"):
+        dataset = CanonicalDataset(data or run_dataset(run))
+        available = trained_models(run)
+        chosen = models or available
+        unknown = sorted(set(chosen) - set(available))
+        if unknown:
+            raise FluxbridgeError(f"{run}: no trained model(s) {unknown}; trained: {available}")
+        digest = tree_digest(dataset.root)
+        for model in chosen:
+            suffix = "_daily" if daily else ""
+            out = run / "forward" / f"{model}{suffix}.nc"
+            inputs = forward_inputs(run, model, digest)
+            if out.exists():
+                try:
+                    check_current(out, inputs, run)
+                except FluxbridgeError:
+                    if not force:
+                        raise
+                    out.unlink()  # forward's own output, made from other inputs
+                    log.info(f"{out}: stale, recomputing")
+                else:
+                    log.info(f"{out}: made from the same dataset and members; kept")
+                    continue
+            members = load_members(run, model)
+            forward_run(
+                [FoldedMember(net) for net in members.values()],
+                [f"fold_{k}" for k in members],
+                dataset,
+                out,
+                model_name=model,
+                daily=daily,
+                dask=dask,
+                inputs=inputs,
+            )
+            log.info(f"wrote {out}")
     return 0
+
+
+def current_forward(run: Path, data: CanonicalDataset, models: list[str], force: bool) -> str:
+    """Check that RUN/forward/<model>.nc of every model exists and was made from today's
+    dataset and members; with ``force``, (re)make those that are missing or stale.
+
+    Returns the dataset's content digest.
+    """
+    digest = tree_digest(data.root)
+    redo = []
+    for model in models:
+        path = run / "forward" / f"{model}.nc"
+        try:
+            if not path.exists():
+                raise FluxbridgeError(
+                    f"forward output missing ({path}); run `fluxbridge forward --run {run}` first"
+                )
+            check_current(path, forward_inputs(run, model, digest), run)
+        except FluxbridgeError:
+            if not force:
+                raise
+            redo.append(model)
+    if redo:
+        log.info(f"forward outputs of {redo} missing or stale: running forward first (--force)")
+        run_forward(run, data=data.root, models=redo, force=True)
+    return digest

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import yaml
-
 from fluxbridge.errors import FluxbridgeError
 from fluxbridge.models.network import NEENetwork
+from fluxbridge.outputs import file_digest
 from fluxbridge.training.checkpoint import FINISHED_FILE, load_member
+from fluxbridge.training.run_config import RUN_CONFIG_FILE, TrainRunConfig
 
 _FOLD = re.compile(r"fold_(\d+)$")
 
@@ -40,12 +40,12 @@ def trained_models(run: Path) -> list[str]:
     return list(model_dirs(run))
 
 
-def load_members(run: Path, model: str) -> dict[int, NEENetwork]:
-    """Best checkpoint of every fold of ``model`` (a display name), by fold id."""
+def member_checkpoints(run: Path, model: str) -> dict[int, Path]:
+    """``best.ckpt`` of every finished fold of ``model`` (a display name), by fold id."""
     directory = model_dirs(run).get(model)
     if directory is None:
         raise FluxbridgeError(f"{run}: model {model!r} not trained; have {trained_models(run)}")
-    members = {}
+    found = {}
     for ckpt in sorted(directory.glob("fold_*/best.ckpt")):
         match = _FOLD.search(ckpt.parent.name)
         if not match:
@@ -55,16 +55,29 @@ def load_members(run: Path, model: str) -> dict[int, NEENetwork]:
                 f"{ckpt.parent}: training of this member did not finish (no {FINISHED_FILE}); "
                 "finish it with `train --resume` or remove the fold"
             )
-        members[int(match.group(1))] = load_member(ckpt)
-    return dict(sorted(members.items()))
+        found[int(match.group(1))] = ckpt
+    return dict(sorted(found.items()))
+
+
+def load_members(run: Path, model: str) -> dict[int, NEENetwork]:
+    """Best checkpoint of every fold of ``model`` (a display name), by fold id."""
+    return {k: load_member(ckpt) for k, ckpt in member_checkpoints(run, model).items()}
+
+
+def member_digests(run: Path, model: str) -> dict[str, str]:
+    """Content digest of each member checkpoint, by its path in the run (provenance)."""
+    return {
+        ckpt.relative_to(run).as_posix(): file_digest(ckpt)
+        for ckpt in member_checkpoints(run, model).values()
+    }
 
 
 def run_dataset(run: Path) -> Path:
     """The canonical dataset the run was trained on (from the training configs)."""
     paths = {
-        str(yaml.safe_load((d / "config.yaml").read_text())["data"])
+        TrainRunConfig.read(d).data
         for d in model_dirs(run).values()
-        if (d / "config.yaml").exists()
+        if (d / RUN_CONFIG_FILE).exists()
     }
     if len(paths) != 1:
         raise FluxbridgeError(

@@ -19,7 +19,7 @@ from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 from pytorch_lightning.loggers.logger import rank_zero_experiment
 
-from fluxbridge.io import atomic_path
+from fluxbridge.outputs import atomic_path
 
 
 def keep_epochs_before(path: Path, epoch: int) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 import json
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +26,16 @@ import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
 import torch
-import yaml
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_only
 
 from fluxbridge import logs
-from fluxbridge.config import from_mapping, load_yaml, to_mapping
+from fluxbridge.config import from_mapping, load_yaml
 from fluxbridge.data.canonical import DRIVER_NAMES, open_canonical
 from fluxbridge.errors import ConfigError
-from fluxbridge.io import atomic_path
-from fluxbridge.models.modules import MODULES, SELECTIONS
+from fluxbridge.models.modules import MODULES
 from fluxbridge.models.network import BridgeLike, NEENetwork
+from fluxbridge.outputs import atomic_path, check_inputs, file_digest, tree_digest
 from fluxbridge.training.callbacks import ACTIONS, BridgeDecoupling, EpochLog
 from fluxbridge.training.checkpoint import (
     FINISHED_FILE,
@@ -47,6 +46,13 @@ from fluxbridge.training.checkpoint import (
 from fluxbridge.training.datamodules import ATMSpec, FluxDataModule
 from fluxbridge.training.epoch_logs import AppendingCSVLogger, KeepEarlierEpochs
 from fluxbridge.training.folds import folds_to_train
+from fluxbridge.training.run_config import (
+    RUN_CONFIG_FILE,
+    TrainConfig,
+    TrainerOptions,
+    TrainRunConfig,
+    check_choice,
+)
 
 INTEGRALS = ("bridge", "exact")
 #: per fold: {"train": [years], "val": [years]} of the inversion years (ATM term)
@@ -58,54 +64,6 @@ DECOUPLING_EPOCHS_FILE = "decoupling_epochs.csv"
 DECOUPLING_FILE = "decoupling.csv"
 
 log = logs.get(__name__)
-
-
-@dataclass
-class TrainConfig:
-    """Hyperparameters (Upton Table B1) and run options; ``configs/train/*.yaml``."""
-
-    latent: int = 32
-    lr: float = 0.003
-    uncertainty_lr_scale: float = 1.0
-    batch_size: int = 10000
-    max_epochs: int = 100
-    seed: int = 0
-    atm_val_years: int = 2
-    num_workers: int = 0
-    decoupling_max_rel_error: float = 0.1
-    decoupling_min_corr: float = 0.9
-    progress_bar: bool = True
-    # EC-ATM only; the paper's variant is tower_offset: false, selection: eq14 (docs/training.md)
-    tower_offset: bool = False
-    tower_offset_lr_scale: float = 10.0
-    selection: str = "skill"
-    selection_weights: list[float] = field(default_factory=lambda: [1.0, 1.0])
-
-    def __post_init__(self) -> None:
-        _choice("selection", self.selection, SELECTIONS)
-        for name, low in (("latent", 1), ("batch_size", 1), ("max_epochs", 1)):
-            if getattr(self, name) < low:
-                raise ConfigError(f"{name}={getattr(self, name)} must be >= {low}")
-        for name in ("atm_val_years", "num_workers"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name}={getattr(self, name)} must be >= 0")
-        for name in ("lr", "uncertainty_lr_scale"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{name}={getattr(self, name)} must be > 0")
-        if not -1.0 <= self.decoupling_min_corr <= 1.0:
-            raise ConfigError(f"decoupling_min_corr={self.decoupling_min_corr} must lie in [-1, 1]")
-        if not self.tower_offset_lr_scale > 0:
-            raise ConfigError(f"tower_offset_lr_scale={self.tower_offset_lr_scale} must be > 0")
-        if len(self.selection_weights) != 2 or min(self.selection_weights) < 0:
-            raise ConfigError(
-                f"selection_weights={self.selection_weights}: expected two weights >= 0 "
-                "(held-out site MSE, held-out-year ATM loss)"
-            )
-
-
-def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ConfigError(f"{name}={value!r} is not one of {list(allowed)}")
 
 
 def model_dir_name(model: str, integral: str, inversions: list[str] | None) -> str:
@@ -149,9 +107,9 @@ def run_train(
     config: Path | None = None,
 ) -> int:
     """Train one member per held-out site fold; returns 0."""
-    _choice("model", model, tuple(MODULES))
-    _choice("integral", integral, INTEGRALS)
-    _choice("on_decoupling", on_decoupling, ACTIONS)
+    check_choice("model", model, tuple(MODULES))
+    check_choice("integral", integral, INTEGRALS)
+    check_choice("on_decoupling", on_decoupling, ACTIONS)
     cfg = from_mapping(TrainConfig, load_yaml(config) if config else {}, str(config or ""))
     if max_epochs is not None:
         cfg = replace(cfg, max_epochs=max_epochs)  # checked like the config's
@@ -181,24 +139,29 @@ def run_train(
                 f"{out} already holds checkpoints ({done[0]} ...); pass resume=True to "
                 "continue them or remove the folder"
             )
-    resolved = {
-        "model": model,
-        "data": str(data),
-        "folds": fold_ids,
-        "integral": integral,
-        "inversions": inversions,
-        "on_decoupling": on_decoupling,
-        "trainer": {
-            "accelerator": accelerator,
-            "devices": devices,
-            "strategy": strategy,
-            "num_nodes": num_nodes,
-        },
-        "train": to_mapping(cfg),
-    }
+    inputs = {"dataset": tree_digest(data)}
+    if bridges is not None:  # EC-ATM trains on them; EC is scored and refit through them
+        inputs["bridges"] = file_digest(bridges_path)
+    resolved = TrainRunConfig(
+        model=model,
+        data=str(data),
+        folds=fold_ids,
+        integral=integral,
+        inversions=inversions,
+        on_decoupling=on_decoupling,
+        trainer=TrainerOptions(accelerator, devices, strategy, num_nodes),
+        train=cfg,
+        inputs=inputs,
+    )
+    if resume and (out / RUN_CONFIG_FILE).exists():
+        check_inputs(
+            out,
+            TrainRunConfig.read(out).inputs,
+            inputs,
+            "its members cannot be resumed on other inputs: train into a new run folder",
+        )
     if rank_zero_only.rank == 0:
-        with atomic_path(out / "config.yaml", overwrite=True) as tmp:
-            tmp.write_text(yaml.safe_dump(resolved, sort_keys=False))
+        resolved.write(out)
     setup = MemberSetup(
         model=model,
         data=data,
@@ -214,6 +177,7 @@ def run_train(
             "num_nodes": num_nodes,
         },
         resume=resume,
+        inputs=inputs,
     )
     for k in fold_ids:
         finished = out / f"fold_{k}" / FINISHED_FILE
@@ -249,6 +213,7 @@ class MemberSetup:
     on_decoupling: str
     trainer_kwargs: dict[str, Any]
     resume: bool
+    inputs: dict[str, str]
 
     def atm_spec(self, bridges: BridgeLike | None) -> ATMSpec | None:
         """EC-ATM trains on the inversions; EC only scores them when it can."""
@@ -367,4 +332,4 @@ def train_member(setup: MemberSetup, fold: int, bridges: BridgeLike | None) -> N
                 tmp, index=False, float_format="%.6g"
             )
     with atomic_path(fold_dir / FINISHED_FILE, overwrite=True) as tmp:
-        tmp.write_text(json.dumps({"epochs": trainer.current_epoch}))
+        tmp.write_text(json.dumps({"epochs": trainer.current_epoch, "inputs": setup.inputs}))

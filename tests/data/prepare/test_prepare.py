@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -197,10 +199,20 @@ def test_resume_after_interruption_gives_the_same_result(
         run_prepare(config, tmp_path / "out", tmp_path / "raw")
     assert not (tmp_path / "out").exists()
     assert (tmp_path / ".out.prepare/parts" / f"drivers_{world.YEARS[0]}.nc").exists()
+    # what a kill -9 during a write leaves: a temporary file of a process that is gone
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    leftover = tmp_path / f".out.prepare/dataset/.sites.nc.tmp-{dead}"
+    leftover.write_bytes(b"half a file")
     calls.clear()
     monkeypatch.setattr(drivers_module, "year_part", lambda *a: (calls.append(a[2]), real(*a))[1])
     run_prepare(config, tmp_path / "out", tmp_path / "raw")
     assert calls == [world.YEARS[1]]  # the first block was reused
+    assert not list((tmp_path / "out").glob(".*.tmp-*"))  # the killed writer's file is gone
     for name in ("drivers", "sites", "inversions", "grid"):
         a = xr.open_dataset(tmp_path / "out" / f"{name}.nc", engine="h5netcdf")
         b = xr.open_dataset(prepared / f"{name}.nc", engine="h5netcdf")
@@ -322,3 +334,28 @@ def test_fire_gap_error_or_climatology_fill_is_logged(
     np.testing.assert_allclose(
         fire["fire"].values[:, world.land_fraction() == 1.0], expected, rtol=1e-5
     )
+
+
+def test_a_damaged_part_is_rebuilt_not_failed_on_every_rerun(
+    tmp_path: Path, inputs: Path, prepared: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = copy_inputs(inputs, tmp_path)
+    real = drivers_module.year_part
+
+    def failing(path, mapping, year, *args):
+        if year == world.YEARS[1]:
+            raise RuntimeError("killed")
+        return real(path, mapping, year, *args)
+
+    monkeypatch.setattr(drivers_module, "year_part", failing)
+    with pytest.raises(RuntimeError, match="killed"):
+        run_prepare(config, tmp_path / "out", tmp_path / "raw")
+    part = tmp_path / ".out.prepare/parts" / f"drivers_{world.YEARS[0]}.nc"
+    part.write_bytes(part.read_bytes()[:100])  # damaged on disk
+    calls: list[int] = []
+    monkeypatch.setattr(drivers_module, "year_part", lambda *a: (calls.append(a[2]), real(*a))[1])
+    run_prepare(config, tmp_path / "out", tmp_path / "raw")
+    assert calls == list(world.YEARS)
+    a = xr.open_dataset(tmp_path / "out" / "drivers.nc", engine="h5netcdf")
+    b = xr.open_dataset(prepared / "drivers.nc", engine="h5netcdf")
+    xr.testing.assert_identical(a.drop_attrs(), b.drop_attrs())

@@ -5,14 +5,15 @@ canonical files in ``dataset/``, per-block part files (one year of drivers, one
 inversion member, ...) in ``parts/``. Each file is written atomically, so a file
 that exists is complete. A killed prepare, run again with the same config and
 inputs (same fingerprint), reuses every finished file and block; a different
-fingerprint discards the work directory. At the end ``dataset/`` is renamed to
-the output directory and the work directory removed.
+fingerprint discards the work directory. Temporary files of a killed writer are
+removed when the work resumes, and a part that exists but cannot be read (damaged
+on disk) is rebuilt. At the end ``dataset/`` is marked as prepare's output
+(:func:`fluxbridge.outputs.mark`: files and digests), renamed to the output
+directory, and the work directory removed.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import shutil
@@ -22,15 +23,14 @@ from pathlib import Path
 import xarray as xr
 
 from fluxbridge.errors import ConfigError
-from fluxbridge.io import write_netcdf
+from fluxbridge.io import ENGINE, write_netcdf
+from fluxbridge.outputs import mark, remove_stale_temporaries, reuse_part, work_directory
 
 log = logging.getLogger(__name__)
 
 
-def fingerprint(payload: object) -> str:
-    """sha256 of a JSON-serialisable description of everything the output depends on."""
-    text = json.dumps(payload, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
+def _readable(path: Path) -> None:
+    xr.open_dataset(path, engine=ENGINE).close()
 
 
 class Workspace:
@@ -41,17 +41,15 @@ class Workspace:
         self.root = self.out.parent / f".{self.out.name}.prepare"
         self.dataset = self.root / "dataset"
         self.parts = self.root / "parts"
-        stamp = self.root / "fingerprint"
-        if self.root.exists():
-            previous = stamp.read_text().strip() if stamp.exists() else None
-            if previous == print_:
-                log.info("resuming the interrupted prepare in %s", self.root)
-            else:
-                log.warning("%s holds work for other inputs or config; starting afresh", self.root)
-                shutil.rmtree(self.root)
+        existed = self.root.exists()
+        if work_directory(self.root, print_):
+            log.info("resuming the interrupted prepare in %s", self.root)
+            for path in remove_stale_temporaries(self.root):
+                log.info("removed %s, left by a killed prepare", path.name)
+        elif existed:
+            log.warning("%s held work for other inputs or config; started afresh", self.root)
         self.dataset.mkdir(parents=True, exist_ok=True)
         self.parts.mkdir(parents=True, exist_ok=True)
-        stamp.write_text(print_ + "\n")
         #: Global attributes (provenance) added to every file written.
         self.attrs: dict[str, str] = {}
 
@@ -64,7 +62,7 @@ class Workspace:
         return self._cached(self.parts / name, build, action)
 
     def _cached(self, path: Path, build: Callable[[], xr.Dataset], action: str) -> Path:
-        if path.exists():
+        if reuse_part(path, _readable):
             log.info("reusing %s", path.name)
             return path
         ds = build()
@@ -77,6 +75,7 @@ class Workspace:
         """Rename ``dataset/`` to the output directory and remove the work directory."""
         if self.out.exists():
             raise ConfigError(f"{self.out} appeared while preparing; refusing to overwrite it")
+        mark(self.dataset, "prepare")
         os.replace(self.dataset, self.out)
         shutil.rmtree(self.root)
         return self.out

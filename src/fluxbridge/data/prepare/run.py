@@ -28,9 +28,9 @@ from fluxbridge.data.prepare.mappings import (
     RegionMask,
     load_mapping,
 )
-from fluxbridge.data.prepare.resume import Workspace, fingerprint
+from fluxbridge.data.prepare.resume import Workspace
 from fluxbridge.errors import ConfigError
-from fluxbridge.io import atomic_path
+from fluxbridge.outputs import atomic_path, fingerprint
 
 log = logging.getLogger(__name__)
 

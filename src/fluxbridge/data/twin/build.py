@@ -24,7 +24,7 @@ from fluxbridge.data.canonical import (
     carbon_long_name,
 )
 from fluxbridge.io import write_netcdf
-from fluxbridge.outputs import staged_directory
+from fluxbridge.outputs import require_space, staged_directory
 
 from .geography import Geography, build_geography
 from .inversions import PG_PER_G, RegionalOperator, inversion_members
@@ -77,6 +77,8 @@ def build(scn: Scenario, root: Path) -> dict[str, object]:
     monthly = {k: np.empty((n_months, geo.n_cells)) for k in MONTHLY_KEPT}
     site_truth = np.empty((towers.n, n_days))
     site_pixel = {name: np.empty((towers.n, n_days), np.float32) for name in DRIVER_NAMES}
+    # drivers.nc is most of the dataset: twice its size bounds the whole (float32, uncompressed)
+    require_space(root.parent, 2 * 4 * len(DRIVER_NAMES) * geo.n_cells * n_days, "the twin dataset")
     handle = create_drivers(geo, calendar.days, root / "drivers.nc")
     try:
         for index in logs.progress(range(world.n_blocks), "twin world", "block"):
