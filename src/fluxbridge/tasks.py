@@ -159,6 +159,8 @@ def sites(
         "scenario": "twin-world scenario YAML (default: configs/twin/demo.yaml)",
         "out": "output canonical dataset directory",
         "force": "overwrite an existing output directory",
+        "format": "canonical (default) or raw: the provider layouts `prepare` reads "
+        "(configs/prepare/twin_raw.yaml)",
         "verbose": VERBOSE,
     }
 )
@@ -167,9 +169,10 @@ def twin(
     out: str,
     scenario: str = "configs/twin/demo.yaml",
     force: bool = False,
+    format: str = "canonical",
     verbose: bool = False,
 ) -> None:
-    """Write a twin-world canonical dataset (with its truth in truth.nc)."""
+    """Write a twin-world canonical dataset (truth in truth.nc), or its raw products."""
     _run(
         verbose,
         "fluxbridge.data.twin",
@@ -177,6 +180,7 @@ def twin(
         scenario=find_config(scenario),
         out=Path(out),
         force=force,
+        format=format,
     )
 
 

@@ -5,7 +5,10 @@ file name (``<mappings_dir>/<mapping>.yaml``), never by machine path; the data
 directory is given on the command line (``invoke prepare --data-dir``).
 Relative ``manifest``, ``mappings_dir`` and ``sites.folds_csv`` paths are
 resolved against the config file's folder, then (for ``manifest``) the current
-working directory (the repository root when run through ``invoke``).
+working directory (the repository root when run through ``invoke``). A leading
+``{data_dir}`` in ``manifest`` or ``sites.folds_csv`` stands for the data directory
+given on the command line (a data directory that carries its own manifest, e.g. the
+twin world written as raw products: ``configs/prepare/twin_raw.yaml``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from fluxbridge.errors import ConfigError
 from fluxbridge.geo.grid import Grid
 
 GLOBAL_KEY = "GLOBAL"
+DATA_DIR_KEY = "{data_dir}"
 
 
 @dataclass(frozen=True)
@@ -243,6 +247,7 @@ class LoadedConfig:
     config: PrepareConfig
     manifest: Path
     mappings_dir: Path
+    data_dir: Path | None = None
 
     def mapping_path(self, name: str) -> Path:
         path = self.mappings_dir / f"{name}.yaml"
@@ -251,18 +256,32 @@ class LoadedConfig:
         return path
 
     def resolve(self, relative: str) -> Path:
-        path = Path(relative)
+        path = _in_data_dir(relative, self.data_dir, self.path)
         return path if path.is_absolute() else self.path.parent / path
 
 
-def load_prepare_config(path: Path) -> LoadedConfig:
-    """Read and validate a prepare config (unknown keys, types, years, resolution)."""
+def _in_data_dir(value: str, data_dir: Path | None, config: Path) -> Path:
+    """``value`` with a leading ``{data_dir}`` replaced by the data directory."""
+    if not value.startswith(DATA_DIR_KEY):
+        return Path(value)
+    if data_dir is None:
+        raise ConfigError(
+            f"{config}: {value!r} names {DATA_DIR_KEY} but no data directory is given"
+        )
+    return Path(data_dir) / value[len(DATA_DIR_KEY) :].lstrip("/")
+
+
+def load_prepare_config(path: Path, data_dir: Path | None = None) -> LoadedConfig:
+    """Read and validate a prepare config (unknown keys, types, years, resolution).
+
+    ``data_dir`` replaces a leading ``{data_dir}`` in ``manifest`` and ``sites.folds_csv``.
+    """
     path = Path(path)
     cfg = from_mapping(PrepareConfig, load_yaml(path), str(path))
-    manifest = Path(cfg.manifest)
+    manifest = _in_data_dir(cfg.manifest, data_dir, path)
     if not manifest.is_absolute():
         beside = path.parent / manifest
         manifest = beside if beside.exists() else Path.cwd() / manifest
     mappings = Path(cfg.mappings_dir)
     mappings = mappings if mappings.is_absolute() else path.parent / mappings
-    return LoadedConfig(path, cfg, manifest, mappings)
+    return LoadedConfig(path, cfg, manifest, mappings, data_dir)

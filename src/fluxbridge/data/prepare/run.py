@@ -44,7 +44,7 @@ def run_prepare(config: Path, out: Path, data_dir: Path) -> int:
     config, out, data_dir = Path(config), Path(out), Path(data_dir)
     if out.exists():
         raise ConfigError(f"{out} exists; refusing to overwrite it")
-    loaded = load_prepare_config(config)
+    loaded = load_prepare_config(config, data_dir)
     inputs = resolve_inputs(loaded, data_dir)
     mappings = _mappings(loaded)
     stats = {

@@ -8,6 +8,7 @@ kept in memory is monthly (month × land cells) and the towers' daily series.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -23,12 +24,14 @@ from fluxbridge.data.canonical import (
     SCHEMA_VERSION,
     carbon_long_name,
 )
+from fluxbridge.errors import ConfigError
 from fluxbridge.io import write_netcdf
 from fluxbridge.outputs import require_space, staged_directory
 
 from .geography import Geography, build_geography
 from .inversions import PG_PER_G, RegionalOperator, inversion_members
 from .products import product_families, reference, residual_sink
+from .raw import write_raw
 from .scenario import Scenario, load_scenario
 from .seasonal import Calendar
 from .towers import observe, place_towers, record_mask, tower_drivers
@@ -47,20 +50,35 @@ from .write import (
 log = logs.get(__name__)
 
 _STREAM_INVERSIONS = 50
+FORMATS = ("canonical", "raw")
 MONTHLY_KEPT = ("nee", "gpp", "reco", "unexplained", "soil_moisture", "lai", "sif")
 
 
-def run_twin(scenario: Path, out: Path, force: bool = False) -> int:
-    """Write the twin-world canonical dataset of ``scenario`` (YAML) into ``out``."""
+def run_twin(scenario: Path, out: Path, force: bool = False, format: str = "canonical") -> int:
+    """Write the twin world of ``scenario`` (YAML) into ``out``.
+
+    ``format``: ``canonical`` (the canonical dataset, with truth.nc) or ``raw`` (the raw
+    provider layouts ``invoke prepare`` reads, :mod:`fluxbridge.data.twin.raw`).
+    """
+    if format not in FORMATS:
+        raise ConfigError(f"twin --format {format!r}: expected one of {', '.join(FORMATS)}")
     scn = load_scenario(scenario)
     out = Path(out)
     started = time.perf_counter()
     with staged_directory(out, "twin", [scenario], replace=force) as tmp:
-        summary = build(scn, tmp)
+        if format == "raw":
+            canonical = tmp / ".canonical"
+            canonical.mkdir()
+            summary = build(scn, canonical)
+            write_raw(scn, build_geography(scn.grid, scn.geography), canonical, tmp)
+            shutil.rmtree(canonical)
+        else:
+            summary = build(scn, tmp)
     log.info(
-        f"twin world {scenario} → {out}: {summary['cells']} land cells, {summary['sites']} "
-        f"towers, truth global NEE {summary['truth_global_nee_pgc_yr']:.2f} PgC/yr "
-        f"(mean), built in {time.perf_counter() - started:.1f} s"
+        f"twin world {scenario} ({format}) → {out}: {summary['cells']} land cells, "
+        f"{summary['sites']} towers, truth global NEE "
+        f"{summary['truth_global_nee_pgc_yr']:.2f} PgC/yr (mean), "
+        f"built in {time.perf_counter() - started:.1f} s"
     )
     return 0
 
