@@ -216,3 +216,31 @@ def test_unknown_format_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"'zip'.*canonical, raw"):
         run_twin(TINY, tmp_path / "x", format="zip")
     assert not (tmp_path / "x").exists()
+
+
+def test_era5_daily_statistics_read_back_by_the_public_reader(worlds: dict[str, Path]) -> None:
+    """The public ERA5 reader on the twin's ERA5 files: Tair within float32 precision of
+    K at 300 K (ulp 3.05e-5, half 1.53e-5 °C), Rg = 24 × the file's daily-mean ssrd / 1e6."""
+    from fluxbridge.data.prepare.mappings import Era5Mapping
+    from fluxbridge.data.public.era5 import era5_daily
+    from fluxbridge.geo.grid import Grid
+
+    layout = shipped_mapping(Era5Mapping, "era5_daily_statistics")
+    drivers = _open(worlds["twin"], "drivers.nc")
+    days = pd.DatetimeIndex(drivers["time"].values)
+    cells = (drivers["cell_ilat"].values, drivers["cell_ilon"].values)
+    paths = sorted((worlds["raw"] / "era5").glob("era5_daily_mean_*"))
+    assert [p.name for p in paths] == [f"era5_daily_mean_{y}.nc" for y in (2003, 2004, 2005)]
+    read = era5_daily(paths, layout.read, days, Grid.global_regular(10.0), cells)
+    assert np.abs(read["tair"].values - drivers["Tair"].values).max() <= 2e-5
+    raw = xr.open_dataset(paths[1], engine="h5netcdf")
+    lat, lon = drivers["cell_lat"].values[7], drivers["cell_lon"].values[7]
+    ssrd = raw["ssrd"].sel(latitude=lat, longitude=lon % 360.0).values[:5]  # J m-2 per hour
+    day0 = int(np.flatnonzero(days == pd.Timestamp("2004-01-01"))[0])
+    np.testing.assert_allclose(read["rg"].values[day0 : day0 + 5, 7], ssrd * 24 / 1e6, rtol=1e-6)
+    assert raw["latitude"].values[0] > raw["latitude"].values[-1]
+    lsm = xr.open_dataset(worlds["raw"] / "era5" / "era5_land_sea_mask.nc", engine="h5netcdf")
+    grid = _open(worlds["twin"], "grid.nc")
+    assert float(lsm["lsm"].sel(latitude=lat, longitude=lon % 360.0)) == pytest.approx(
+        float(grid["land_fraction"].sel(lat=lat, lon=lon))
+    )

@@ -8,6 +8,7 @@ into the provider layouts of ``configs/prepare/mappings`` under ``root``:
   ``drivers_<year>.nc``), the 10 drivers as they are (Tair in K as float64: lossless);
 * ``fluxcom/nee/``: the FLUXCOM NEE reference, one file per year;
 * ``inversions/``, ``gfas/``, ``gcb/``, ``reccap2/``: :mod:`.raw_products`;
+* ``era5/``: the twin's daily weather as ERA5 daily statistics (:mod:`.raw_era5`);
 * ``data_manifest.yaml`` (sha256 of every single-file entry; ``SHA256SUMS`` lists
   every file), ``twin_folds.csv`` (the twin's folds as a published fold list) and
   ``prepare.yaml`` (a prepare config for this scenario).
@@ -33,6 +34,7 @@ from fluxbridge.io import atomic_path, write_netcdf
 
 from . import raw_products
 from .geography import Geography
+from .raw_era5 import ERA5_DIR, write_era5
 from .raw_products import MAPPINGS, shipped_mapping
 from .scenario import Scenario
 
@@ -63,6 +65,7 @@ def write_raw(scn: Scenario, geo: Geography, canonical: Path, root: Path) -> Non
     raw_products.write_fire(fire, grid_ds, root / "gfas")
     raw_products.write_budget(canonical / "residual_sink.nc", root / raw_products.BUDGET_FILE)
     raw_products.write_region_mask(scn, geo, root / raw_products.MASK_FILE)
+    write_era5(scn, geo, root / ERA5_DIR)
     write_manifest(root)
     write_prepare_config(scn, members, root / "prepare.yaml")
     write_checksums(root)
@@ -185,6 +188,7 @@ ENTRIES: dict[str, tuple[str, str, str]] = {
     "twin-fire": ("gfas", "CAMS GFAS co2fire layout", "10.5194/gmd-15-5171-2022"),
     "twin-budget": (raw_products.BUDGET_FILE, "GCB2022 budget sheet as CSV",
                     "10.5194/essd-14-4811-2022"),
+    "twin-era5": (ERA5_DIR, "ERA5 daily statistics layout (Tair, Rg, rain)", "10.1002/qj.3803"),
     "twin-regions": (raw_products.MASK_FILE, "RECCAP2 land region mask layout",
                      "10.5194/gmd-15-1289-2022"),
 }  # fmt: skip
