@@ -66,7 +66,21 @@ def file_differences(twin: Path, prepared: Path) -> list[tuple[str, str, float]]
                 else:
                     diff = _max_rel(b[var].values, a[var].values)
                 rows.append((name, var, diff))
+    rows.append(("grid.nc", "region land area", _region_area_difference(twin, prepared)))
     return rows
+
+
+def _region_area_difference(twin: Path, prepared: Path) -> float:
+    """max over regions of |prepared − twin| / twin land area of the region (the twin's
+    cell areas and land fractions, each dataset's region shares)."""
+    with (
+        xr.open_dataset(twin / "grid.nc", engine="h5netcdf") as a,
+        xr.open_dataset(prepared / "grid.nc", engine="h5netcdf") as b,
+    ):
+        land = (a["cell_area"] * a["land_fraction"]).values
+        area_a = (a["region_fraction"].values * land).sum(axis=(1, 2))
+        area_b = (b["region_fraction"].values * land).sum(axis=(1, 2))
+    return float(np.max(np.abs(area_b - area_a) / area_a))
 
 
 def _isolating_variants(work: Path) -> list[str]:

@@ -244,3 +244,16 @@ def test_era5_daily_statistics_read_back_by_the_public_reader(worlds: dict[str, 
     assert float(lsm["lsm"].sel(latitude=lat, longitude=lon % 360.0)) == pytest.approx(
         float(grid["land_fraction"].sel(lat=lat, lon=lon))
     )
+
+
+def test_raw_site_ids_are_fluxnet_shaped_and_ordered() -> None:
+    from fluxbridge.data.fluxnet import parse_file_name
+
+    ids = [raw_site_id(f"TW-{n:04d}") for n in (1, 999, 1000, 25_999)]
+    assert ids == ["TA-001", "TA-999", "TB-000", "TZ-999"]
+    assert ids == sorted(ids)
+    name = Path(f"FLX_{ids[2]}_FLUXNET2015_FULLSET_DD_2003-2005_1-4.csv")
+    found = parse_file_name(name)
+    assert (found.site, found.resolution) == ("TB-000", "DD")
+    with pytest.raises(ConfigError, match="TW-26000"):
+        raw_site_id("TW-26000")

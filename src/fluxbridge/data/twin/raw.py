@@ -1,6 +1,6 @@
 """The twin world written as raw products: the layouts ``invoke prepare`` reads.
 
-``write_raw(scn, canonical, root)`` turns a twin canonical dataset (``canonical``)
+``write_raw(scn, geo, canonical, root)`` turns a twin canonical dataset (``canonical``)
 into the provider layouts of ``configs/prepare/mappings`` under ``root``:
 
 * ``fluxnet/``: FLUXNET2015 FULLSET DD CSVs and ``site_info.csv`` (towers);
@@ -30,6 +30,7 @@ import yaml
 from fluxbridge.data.canonical import DRIVERS
 from fluxbridge.data.fluxnet import MISSING
 from fluxbridge.data.prepare.mappings import DriverSet
+from fluxbridge.errors import ConfigError
 from fluxbridge.io import atomic_path, write_netcdf
 
 from . import raw_products
@@ -49,6 +50,8 @@ REFERENCE_DIR = "fluxcom/nee"
 def raw_site_id(twin_id: str) -> str:
     """FLUXNET-shaped id (``CC-XXX``) of twin tower ``TW-0001``: ``TA-001`` (1000: ``TB-000``)."""
     n = int(twin_id.split("-")[1])
+    if n >= 26_000:
+        raise ConfigError(f"tower {twin_id}: FLUXNET-shaped ids reach 25999 towers")
     return f"T{chr(ord('A') + n // 1000)}-{n % 1000:03d}"
 
 
@@ -114,9 +117,9 @@ def write_drivers(drivers_nc: Path, grid_ds: xr.Dataset, folder: Path) -> None:
             for driver in DRIVERS:
                 spec = layout.variables[driver.name]
                 cells = ds[driver.name].isel(time=sel).values
-                lossless = spec.offset != 0.0 or spec.scale != 1.0
+                shifted = spec.offset != 0.0 or spec.scale != 1.0
                 # An offset (Tair degC -> K) in float32 would lose ~1e-5 K: keep float64 there.
-                dtype = np.float64 if lossless else np.float32
+                dtype = np.float64 if shifted else np.float32
                 field = np.full((sel.size, lat.size, lon.size), np.nan, dtype=dtype)
                 field[:, ilat, ilon] = (cells.astype(dtype) - spec.offset) / spec.scale
                 out[spec.variable] = (

@@ -10,7 +10,7 @@ accumulation is the day's total / 24; coordinates ``valid_time``, ``latitude``
 
 This is not a lossless driver path: the twin's Table A2 drivers come from its own
 weather and remote sensing, which the public-products path would rebuild from ERA5 +
-MODIS (and the twin has no reflectances). It lets the public ERA5 reader meet the twin:
+MODIS (no MODIS-layout files are written). It lets the public ERA5 reader meet the twin:
 what it reads back is the twin's Tair within float32 precision, and its Rg and rain.
 Over the ocean (no twin weather) t2m is 273.15 K and ssrd, tp 0.
 """
@@ -48,7 +48,7 @@ def twin_weather(scn: Scenario, geo: Geography) -> dict[str, np.ndarray]:
     world = World(scn, geo, calendar)
     severity = scn.drought.severity if scn.drought else 0.0
     shape = (len(calendar.days), geo.n_cells)
-    out = {name: np.empty(shape) for name in ("tair", "rg", "rain")}
+    out = {name: np.empty(shape, np.float32) for name in ("tair", "rg", "rain")}
     for index in range(world.n_blocks):
         start = index * BLOCK_CELLS
         sel = slice(start, min(start + BLOCK_CELLS, geo.n_cells))
