@@ -82,7 +82,8 @@ def write_era5(scn: Scenario, geo: Geography, folder: Path) -> None:
 
     def gridded(values: np.ndarray, name: str) -> np.ndarray:
         field = np.full((values.shape[0], *grid.shape), fill[name])
-        field[:, geo.cell_ilat, geo.cell_ilon] = convert[name](values)
+        # float64 before the offset: 273.15 in float32 alone is 6e-6 K off
+        field[:, geo.cell_ilat, geo.cell_ilon] = convert[name](values.astype(np.float64))
         return field[:, ::-1, :][:, :, order].astype(np.float32)
 
     for year in np.unique(days.year):
