@@ -36,6 +36,36 @@ def _help_first(argv: list[str]) -> list[str]:
     return argv
 
 
+def _option_value_error(exc: ValueError) -> str | None:
+    """``--name 'value': expected an integer`` when invoke failed to cast an option's value.
+
+    invoke casts the values of options with an ``int`` default itself, while parsing,
+    and lets the ``ValueError`` of ``int("abc")`` escape with no option named; the
+    argument being set is found in the traceback (``invoke.parser.Argument.set_value``).
+    """
+    tb = exc.__traceback__
+    found = None
+    while tb is not None:
+        frame = tb.tb_frame
+        if frame.f_code.co_name == "set_value" and "invoke" in frame.f_code.co_filename:
+            found = frame.f_locals
+        tb = tb.tb_next
+    if found is None:
+        return None
+    argument, value = found.get("self"), found.get("value")
+    name = str(getattr(argument, "name", "?")).replace("_", "-")
+    kind = getattr(getattr(argument, "kind", None), "__name__", "value")
+    expected = {"int": "an integer", "float": "a number"}.get(kind, f"a {kind}")
+    return f"--{name} {value!r}: expected {expected}"
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the command line ``argv`` (default: ``sys.argv``); exits with the task's code."""
-    program.run(_help_first(list(argv) if argv is not None else sys.argv))
+    try:
+        program.run(_help_first(list(argv) if argv is not None else sys.argv))
+    except ValueError as exc:
+        message = _option_value_error(exc)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)

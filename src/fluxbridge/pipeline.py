@@ -17,6 +17,7 @@ from pathlib import Path
 
 from fluxbridge import logs
 from fluxbridge.config import find_config
+from fluxbridge.errors import ConfigError
 from fluxbridge.outputs import atomic_path, content_hash
 
 log = logs.get(__name__)
@@ -100,7 +101,7 @@ def run_demo(scenario: Path, out: Path, force: bool = False, exact_folds: int = 
     (``ec-atm-exact``: the yardstick of the bridges, and slow), for the scorecard.
     """
     if exact_folds < 0 or exact_folds > DEMO_FOLDS:
-        raise ValueError(f"exact_folds={exact_folds} must lie in [0, {DEMO_FOLDS}]")
+        raise ConfigError(f"exact_folds={exact_folds} must lie in [0, {DEMO_FOLDS}]")
     from fluxbridge.analysis.run import run_analyze
     from fluxbridge.bridge.build import run_bridges
     from fluxbridge.data.twin import run_twin

@@ -214,7 +214,7 @@ def run_scorecard(
     rows: list[dict[str, object]] = []
     for path in scenarios:
         run = Path(out) / path.stem
-        log.info(f"[scorecard] {path.stem} → {run}", flush=True)
+        log.info(f"[scorecard] {path.stem} → {run}")
         run_demo(path, run, force=force, exact_folds=exact_folds)
         rows.extend(read_run(path.stem, run))
         text = write_tables(pd.DataFrame(rows), Path(out))  # after each: a long run shows progress

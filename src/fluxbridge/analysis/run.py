@@ -33,7 +33,7 @@ from fluxbridge.analysis.report import (
 )
 from fluxbridge.analysis.seasonal import METRICS
 from fluxbridge.io import write_netcdf
-from fluxbridge.outputs import staged_directory
+from fluxbridge.outputs import MARKER, staged_directory
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,10 @@ def input_paths(lc: LoadedConfig) -> list[Path]:
                 walk(item)
 
     walk(lc.cfg)
+    if (lc.base / MARKER).is_file():
+        # a folder fluxbridge wrote (a twin dataset): an analysis inside it would change
+        # the dataset's content digest and make every product made from it stale
+        found.append(lc.base)
     return found
 
 

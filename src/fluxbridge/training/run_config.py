@@ -50,7 +50,7 @@ class TrainConfig:
         for name, low in (("latent", 1), ("batch_size", 1), ("max_epochs", 1)):
             if getattr(self, name) < low:
                 raise ConfigError(f"{name}={getattr(self, name)} must be >= {low}")
-        for name in ("atm_val_years", "num_workers"):
+        for name in ("atm_val_years", "num_workers", "seed"):  # numpy takes no negative seed
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}={getattr(self, name)} must be >= 0")
         for name in ("lr", "uncertainty_lr_scale"):

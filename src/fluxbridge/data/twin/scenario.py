@@ -204,6 +204,10 @@ class Scenario:
         if len(self.years) != 2 or self.years[0] > self.years[1]:
             raise ValueError(f"years={self.years}: expected [first, last] with first <= last")
         _check_range("years[0]", self.years[0], 1900, 2100)
+        if self.seed < 0:  # numpy's generators take no negative seed
+            raise ValueError(f"seed={self.seed} must be >= 0")
+        if not self.resolution_deg > 0:
+            raise ValueError(f"resolution_deg={self.resolution_deg} must be > 0")
         Grid.global_regular(self.resolution_deg)  # raises when it does not tile the globe
         if self.msc_base_years is not None:
             lo, hi = self.msc_base_years if len(self.msc_base_years) == 2 else (0, -1)
