@@ -266,3 +266,15 @@ def test_stage_lock_refuses_a_second_process_and_is_freed_by_kill(tmp_path):
         holder.wait()
     with stage_lock(tmp_path, "forward"):  # the kernel released the killed holder's lock
         pass
+
+
+def test_a_refused_first_run_leaves_no_folder_made_only_for_the_lock(tmp_path):
+    run = tmp_path / "run"
+    with pytest.raises(RuntimeError), stage_lock(run, "bridges"):
+        raise RuntimeError("bad input")
+    assert not run.exists()
+    run.mkdir()
+    (run / "keep.txt").write_text("user")
+    with pytest.raises(RuntimeError), stage_lock(run, "bridges"):
+        raise RuntimeError("bad input")
+    assert sorted(p.name for p in run.iterdir()) == [".lock-bridges", "keep.txt"]

@@ -387,14 +387,18 @@ def stage_lock(folder: Path, stage: str) -> Iterator[None]:
     """Hold ``folder/.lock-<stage>`` for the body; a second process is refused at once.
 
     The lock is the kernel's (``flock``), so a killed holder releases it; the file
-    itself stays and records who held it last.
+    itself stays and records who held it last. A folder that the lock created is
+    removed again when the body fails before anything else was written in it.
     """
     folder = Path(folder)
+    created = not folder.exists()
+    path = folder / f".lock-{stage}"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fh = (folder / f".lock-{stage}").open("a+")
+        fh = path.open("a+")
     except OSError as exc:
         raise FluxbridgeError(f"cannot write in {folder}: {exc.strerror}") from exc
+    failed = False
     try:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -411,5 +415,12 @@ def stage_lock(folder: Path, stage: str) -> Iterator[None]:
         fh.write(f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
         fh.flush()
         yield
+    except BaseException:
+        failed = True
+        raise
     finally:
         fh.close()
+        if failed and created and [p.name for p in folder.iterdir()] == [path.name]:
+            # a refused first run leaves no folder behind that only the lock made
+            path.unlink()
+            folder.rmdir()

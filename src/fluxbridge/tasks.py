@@ -28,6 +28,7 @@ from invoke import Context, Exit, task
 from fluxbridge.config import find_config
 
 VERBOSE = "also print per-epoch and per-step lines and the libraries' messages"
+ALLOW = "warn instead of refusing values outside their physical bounds (units or sign errors)"
 
 
 def _stage(module: str, func: str) -> Callable[..., Any]:
@@ -115,11 +116,17 @@ def fetch(
         "config": "prepare config YAML (configs/prepare/*.yaml)",
         "out": "output canonical dataset directory",
         "data_dir": "where fetched inputs are (default: data/raw)",
+        "allow_implausible": ALLOW,
         "verbose": VERBOSE,
     }
 )
 def prepare(
-    c: Context, config: str, out: str, data_dir: str = "data/raw", verbose: bool = False
+    c: Context,
+    config: str,
+    out: str,
+    data_dir: str = "data/raw",
+    allow_implausible: bool = False,
+    verbose: bool = False,
 ) -> None:
     """Build the canonical dataset from fetched real products."""
     _run(
@@ -129,6 +136,7 @@ def prepare(
         config=find_config(config),
         out=Path(out),
         data_dir=Path(data_dir),
+        allow_implausible=allow_implausible,
     )
 
 
@@ -253,6 +261,7 @@ def bridges(
         "strategy": "Lightning strategy (e.g. ddp)",
         "num_nodes": "Lightning num_nodes",
         "resume": "resume from the last checkpoint of each fold",
+        "allow_implausible": ALLOW,
         "config": "optional training config YAML",
         "verbose": VERBOSE,
     }
@@ -272,6 +281,7 @@ def train(
     strategy: str = "auto",
     num_nodes: int = 1,
     resume: bool = False,
+    allow_implausible: bool = False,
     config: str | None = None,
     verbose: bool = False,
 ) -> None:
@@ -294,6 +304,7 @@ def train(
         strategy=strategy,
         num_nodes=num_nodes,
         resume=resume,
+        allow_implausible=allow_implausible,
         config=find_config(config) if config else None,
     )
 
@@ -306,6 +317,7 @@ def train(
         "daily": "write daily output instead of monthly means",
         "dask": "run chunks on Dask: 'local' or a scheduler address",
         "force": "recompute outputs made from another dataset or other checkpoints (stale)",
+        "allow_implausible": ALLOW,
         "verbose": VERBOSE,
     }
 )
@@ -317,6 +329,7 @@ def forward(
     daily: bool = False,
     dask: str | None = None,
     force: bool = False,
+    allow_implausible: bool = False,
     verbose: bool = False,
 ) -> None:
     """Run every member over every land pixel and day (chunked)."""
@@ -331,6 +344,7 @@ def forward(
         daily=daily,
         dask=dask,
         force=force,
+        allow_implausible=allow_implausible,
     )
 
 
@@ -339,11 +353,17 @@ def forward(
         "run": "run directory with forward outputs",
         "dask": "score the models on Dask: 'local' or a scheduler address",
         "force": "first (re)run forward for models whose output is missing or stale",
+        "allow_implausible": ALLOW,
         "verbose": VERBOSE,
     }
 )
 def evaluate(
-    c: Context, run: str, dask: str | None = None, force: bool = False, verbose: bool = False
+    c: Context,
+    run: str,
+    dask: str | None = None,
+    force: bool = False,
+    allow_implausible: bool = False,
+    verbose: bool = False,
 ) -> None:
     """Metrics (metrics.json), regional series and the report of a run."""
     _run(
@@ -354,6 +374,7 @@ def evaluate(
         run=Path(run),
         dask=dask,
         force=force,
+        allow_implausible=allow_implausible,
     )
 
 
@@ -375,7 +396,7 @@ def sensitivity(
         "run_sensitivity",
         log_dir=Path(run),
         run=Path(run),
-        subsets=[int(s) for s in subsets.split(",")],
+        subsets=[_int(v, "subsets") for v in subsets.split(",")],
         seed=seed,
     )
 

@@ -20,7 +20,7 @@ import torch
 import xarray as xr
 import yaml
 
-from fluxbridge.data.canonical import CanonicalDataset
+from fluxbridge.data.canonical import DRIVER_NAMES, CanonicalDataset
 from fluxbridge.errors import FluxbridgeError
 from fluxbridge.evaluation.run import evaluate_run, held_out_years, run_evaluate
 from fluxbridge.inference.forward import current_forward
@@ -150,6 +150,35 @@ def test_no_region_holds_the_land_no_region_claims(tiny_demo: Path, monthly: xr.
 # --- metrics.json ---------------------------------------------------------------------------
 
 
+def test_metrics_record_the_digests_of_their_inputs(tiny_demo: Path, metrics: dict) -> None:
+    import hashlib
+
+    from fluxbridge.outputs import tree_digest
+
+    forward = {
+        f"forward/{m}.nc": hashlib.sha256((tiny_demo / "forward" / f"{m}.nc").read_bytes())
+        for m in ("EC", "EC-ATM")
+    }
+    assert metrics["inputs"] == {
+        "dataset": tree_digest(tiny_demo / "data"),
+        **{k: h.hexdigest() for k, h in forward.items()},
+    }
+
+
+def test_data_checks_count_tower_days_left_out(tiny_demo: Path, metrics: dict) -> None:
+    sites = _open(tiny_demo / "data" / "sites.nc")
+    obs = np.isfinite(sites["nee_obs"].values)
+    nan_driver = np.zeros_like(obs)
+    for name in DRIVER_NAMES:
+        nan_driver |= ~np.isfinite(sites[name].values)
+    checks = metrics["data_checks"]
+    assert checks["tower_days_with_nee"] == obs.sum()
+    assert checks["tower_days_left_out_nan_driver"] == (obs & nan_driver).sum()
+    with xr.open_dataset(tiny_demo / "forward" / "EC.nc", engine=ENGINE) as ds:
+        recorded = json.loads(ds.attrs["drivers_outside_training_range"])
+    assert checks["cell_days_outside_towers_range"]["EC"] == recorded
+
+
 def test_metrics_top_level_keys(metrics: dict) -> None:
     assert set(metrics) == {
         "models",
@@ -160,6 +189,8 @@ def test_metrics_top_level_keys(metrics: dict) -> None:
         "sites",
         "pixels",
         "truth",
+        "inputs",
+        "data_checks",
     }
     assert metrics["models"] == ["EC", "EC-ATM"]
     assert set(metrics["sites"]) == set(metrics["pixels"]) == {"EC", "EC-ATM"}

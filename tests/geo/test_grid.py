@@ -35,3 +35,13 @@ def test_normalise_lon():
 def test_rejects_descending():
     with pytest.raises(ValueError, match="ascending"):
         Grid(np.array([10.0, 0.0]), np.array([0.0, 1.0]))
+
+
+def test_longitudes_0_to_360_are_refused_with_the_fix():
+    import xarray as xr
+
+    from fluxbridge.errors import SchemaError
+
+    ds = xr.Dataset(coords={"lat": [-45.0, 45.0], "lon": np.arange(45.0, 360.0, 90.0)})
+    with pytest.raises(SchemaError, match=r"grid\.nc, variable 'lon': longitudes 45\.\.315"):
+        Grid.from_dataset(ds, "grid.nc")

@@ -168,13 +168,17 @@ def test_killed_run_resumes_without_recomputing_written_years(
     killed: list[int] = []
 
     def dies_once_in_second_year(
-        plan: ForwardPlan, members: list[FoldedMember], year: int, device: torch.device
+        plan: ForwardPlan,
+        members: list[FoldedMember],
+        year: int,
+        device: torch.device,
+        stats: object = None,
     ) -> np.ndarray:
         calls.append(year)
         if len(calls) == 2 and not killed:
             killed.append(year)
             raise SimulatedKill
-        return real(plan, members, year, device)
+        return real(plan, members, year, device, stats)
 
     monkeypatch.setattr(forward, "compute_year", dies_once_in_second_year)
     out = tmp_path / "EC.nc"
@@ -203,13 +207,17 @@ def test_parts_of_other_members_are_not_reused(
     killed: list[int] = []
 
     def counting_then_dying(
-        plan: ForwardPlan, members: list[FoldedMember], year: int, device: torch.device
+        plan: ForwardPlan,
+        members: list[FoldedMember],
+        year: int,
+        device: torch.device,
+        stats: object = None,
     ) -> np.ndarray:
         calls.append(year)
         if year == 2004 and not killed:
             killed.append(year)
             raise SimulatedKill
-        return real(plan, members, year, device)
+        return real(plan, members, year, device, stats)
 
     monkeypatch.setattr(forward, "compute_year", counting_then_dying)
     with pytest.raises(SimulatedKill):
@@ -229,12 +237,12 @@ def test_a_damaged_part_is_recomputed(
     calls: list[int] = []
     killed: list[int] = []
 
-    def dies_in_2004(plan, members, year, device):
+    def dies_in_2004(plan, members, year, device, stats=None):
         calls.append(year)
         if year == 2004 and not killed:
             killed.append(year)
             raise SimulatedKill
-        return real(plan, members, year, device)
+        return real(plan, members, year, device, stats)
 
     monkeypatch.setattr(forward, "compute_year", dies_in_2004)
     out = tmp_path / "EC.nc"
@@ -415,7 +423,7 @@ def test_nan_driver_at_a_land_cell_names_file_driver_and_year(
 ) -> None:
     data_dir = tmp_path / "data"
     data_dir.mkdir()
-    for name in ("canonical.json", "grid.nc"):
+    for name in ("canonical.json", "grid.nc", "sites.nc"):
         shutil.copy(tiny_demo / "data" / name, data_dir / name)
     with xr.open_dataset(tiny_demo / "data" / "drivers.nc", engine=ENGINE) as ds:
         drivers = ds.load()
@@ -436,3 +444,42 @@ def test_nan_driver_at_a_land_cell_names_file_driver_and_year(
     # documented: finished years stay in the parts folder so that a rerun resumes
     parts = tmp_path / "EC.nc.parts"
     assert sorted(p.name for p in parts.glob("*.nc")) == ["2003.nc"]
+
+
+# --- plausibility ---------------------------------------------------------------------------
+
+
+def test_cell_days_outside_the_towers_range_are_counted_in_the_file(tiny_demo: Path) -> None:
+    drivers = _load(tiny_demo / "data" / "drivers.nc")
+    sites = _load(tiny_demo / "data" / "sites.nc")
+    expected = {}
+    for name in DRIVER_NAMES:
+        tower = sites[name].values
+        lo, hi = np.nanmin(tower), np.nanmax(tower)
+        pad = 0.1 * (hi - lo)
+        cell = drivers[name].values
+        count = int(((cell < lo - pad) | (cell > hi + pad)).sum())
+        if count:
+            expected[name] = count
+    with xr.open_dataset(tiny_demo / "forward" / "EC.nc", engine=ENGINE) as ds:
+        assert json.loads(ds.attrs["drivers_outside_training_range"]) == expected
+    assert expected, "the tiny world has cells colder than any tower (Antarctica)"
+
+
+def test_tair_in_kelvin_stops_forward_unless_allowed(tiny_demo: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(tiny_demo / "data", data)
+    drivers = _load(data / "drivers.nc")
+    drivers["Tair"] = drivers["Tair"] + 273.15  # kelvin, still labelled degC
+    (data / "drivers.nc").unlink()
+    write_netcdf(drivers, data / "drivers.nc", action="test: Tair in K")
+    out = tmp_path / "EC.nc"
+    with pytest.raises(FluxbridgeError, match=r"drivers\.nc, variable 'Tair': values .*kelvin"):
+        forward_run(*_members(tiny_demo), CanonicalDataset(data), out, model_name="EC")
+    assert not out.exists()
+    forward_run(
+        *_members(tiny_demo), CanonicalDataset(data), out, model_name="EC", allow_implausible=True
+    )
+    with xr.open_dataset(out, engine=ENGINE) as ds:
+        outside = json.loads(ds.attrs["drivers_outside_training_range"])
+    assert outside["Tair"] == drivers["Tair"].size  # every cell-day far above the towers' range

@@ -24,9 +24,24 @@ REGIONS = (("USA", "United States", 0), ("BRA", "Brazil", 4), ("EU", "Europe", 6
 MEMBERS = ("invA", "invB", "invC")
 
 
+#: The generic driver values (about -5..16) moved into each driver's physical range
+#: (fluxbridge.plausibility.DRIVER_BOUNDS): index → (scale, offset). WAI2 is shifted by
+#: WAI_OFFSET mm, which true_nee takes off again, so the planted relation is unchanged.
+WAI_OFFSET = 10.0
+PLAUSIBLE = {
+    0: (1.0, WAI_OFFSET),  # WAI2, mm >= 0
+    2: (1.0, 100.0),  # MSC_FparLST, K
+    3: (0.05, 0.0),  # MIN_MSC_NDWI, -1..1
+    4: (1 / 30, 1 / 3),  # AMP_Band4, 0..1
+    5: (3.0, 270.0),  # MSC_LST_Night, K
+    7: (1 / 15, 2 / 3),  # AMP_MSC_NDVI, 0..2
+    9: (1.0, 10.0),  # AMP_MSC_WAI, mm >= 0
+}
+
+
 def true_nee(x: np.ndarray) -> np.ndarray:
     """The planted relation: drivers (..., 10) in DRIVERS order → NEE gC m-2 d-1."""
-    wai, evi, tair = x[..., 0], x[..., 1], x[..., 8]
+    wai, evi, tair = x[..., 0] - WAI_OFFSET, x[..., 1], x[..., 8]
     return 1.2 * np.tanh((tair - 12.0) / 8.0) - 0.6 * np.maximum(evi - 4.0, 0.0) + 0.01 * wai
 
 
@@ -76,6 +91,8 @@ def write_tiny_dataset(
         + 8 * season * np.sign(cell_lat) * (np.abs(cell_lat) / 50)
         + rng.normal(0, 2, (time.size, n_cell))
     )
+    for k, (scale, offset) in PLAUSIBLE.items():
+        drivers[..., k] = scale * drivers[..., k] + offset
     nee_cell = true_nee(drivers)  # (time, cell)
 
     grid_ds = xr.Dataset(

@@ -7,6 +7,7 @@ import xarray as xr
 
 from fluxbridge.errors import ConfigError, SchemaError
 from fluxbridge.io import open_netcdf
+from fluxbridge.plausibility import ImplausibleError
 from fluxbridge.training.datamodules import ATMSpec, EpochBatches, FluxDataModule
 from fluxbridge.training.folds import check_no_leakage, split_sites
 
@@ -113,3 +114,62 @@ def test_tiny_fixture_is_a_valid_canonical_dataset(tiny_data):
 
     keys = open_canonical(tiny_data).validate()
     assert keys == ["grid", "drivers", "sites", "inversions", "reference", "residual_sink"]
+
+
+def _with_inversions(tiny_data, tmp_path, change):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    ds = xr.load_dataset(data / "inversions.nc", engine="h5netcdf")
+    ds["nee"] = change(ds["nee"])
+    (data / "inversions.nc").unlink()
+    ds.to_netcdf(data / "inversions.nc", engine="h5netcdf")
+    return data
+
+
+def _global_annual_pgc(data) -> np.ndarray:
+    """Independent: Σ nee · cell area · land · Σ_r region_fraction · days, per member, mean year."""
+    grid = open_netcdf(data / "grid.nc")
+    inv = open_netcdf(data / "inversions.nc")["nee"]
+    w = grid.cell_area * grid.land_fraction * grid.region_fraction.sum("region")
+    days = xr.DataArray(pd.DatetimeIndex(inv.time.values).days_in_month.to_numpy(), dims="time")
+    monthly = (inv * w * days).sum(("lat", "lon")) * 1e-15
+    return monthly.groupby("time.year").sum().mean("year").values
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda nee: -0.5 * nee, r"member invA: global NEE \+.* has the opposite sign"),
+        (lambda nee: nee * 1000, r"member invA: global NEE .* outside the plausible -15\.\.5"),
+        (lambda nee: nee * np.nan, r"member invA: global NEE is not finite"),
+    ],
+    ids=["sign-flipped", "x1000", "all-NaN"],
+)
+def test_implausible_inversions_are_refused(tiny_data, tmp_path, change, message):
+    data = _with_inversions(tiny_data, tmp_path, change)
+    totals = _global_annual_pgc(tiny_data)
+    assert (totals < -0.5).all() and (totals > -15).all()  # the fixture itself is plausible
+    dm = FluxDataModule(data, held_out=0, atm=ATMSpec("exact"))
+    with pytest.raises(ImplausibleError, match=message) as err:
+        dm.setup()
+    assert "--allow-implausible" in str(err.value)
+    FluxDataModule(data, held_out=0, atm=ATMSpec("exact"), allow_implausible=True).setup()
+
+
+def test_tower_days_left_out_for_nan_drivers_are_logged(tiny_data, tmp_path, caplog):
+    import logging
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    ds = xr.load_dataset(data / "sites.nc", engine="h5netcdf")
+    observed = np.isfinite(ds["nee_obs"].values)
+    ds["WAI2"][:, ::4] = np.nan  # every 4th day of every tower
+    expected = int((observed & ~np.isfinite(ds["WAI2"].values)).sum())
+    (data / "sites.nc").unlink()
+    ds.to_netcdf(data / "sites.nc", engine="h5netcdf")
+    with caplog.at_level(logging.WARNING):
+        FluxDataModule(data, held_out=0).setup()
+    assert f"{expected:,} of {int(observed.sum()):,} tower-days with NEE in sites.nc" in caplog.text

@@ -36,6 +36,7 @@ from fluxbridge.data.canonical import MONTHLY_INTEGRAL_UNITS, carbon_long_name
 from fluxbridge.errors import SchemaError
 from fluxbridge.geo.grid import Grid
 from fluxbridge.io import open_netcdf, write_netcdf
+from fluxbridge.outputs import file_digest
 
 BASES = {"per_day": True, "per_month": False}
 
@@ -539,3 +540,8 @@ def _as_numpy(values: Any) -> np.ndarray:
     if type(values).__module__.startswith("torch"):
         values = values.detach().cpu().numpy()
     return np.asarray(values, dtype=np.float64)
+
+
+def bridge_inputs(data: Path) -> dict[str, str]:
+    """What bridges are fitted on: sha256 of the dataset's grid.nc and reference.nc."""
+    return {name: file_digest(Path(data) / name) for name in ("grid.nc", "reference.nc")}

@@ -27,8 +27,6 @@ result-relevant config) matches; otherwise the ``overwrite`` policy decides.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import warnings
 from dataclasses import dataclass, replace
 from itertools import combinations
@@ -41,7 +39,7 @@ import yaml
 from joblib import Parallel, delayed
 
 from fluxbridge import logs
-from fluxbridge.bridge.bridgeset import BridgeSet, RegionBridge
+from fluxbridge.bridge.bridgeset import BridgeSet, RegionBridge, bridge_inputs
 from fluxbridge.bridge.cluster import spectral_clusters, stratified_sample
 from fluxbridge.bridge.dtw import dtw_distance_matrix
 from fluxbridge.bridge.fidelity import write_fidelity
@@ -52,6 +50,7 @@ from fluxbridge.data.canonical import open_canonical
 from fluxbridge.errors import FluxbridgeError
 from fluxbridge.geo.integrate import regional_integral_pgc
 from fluxbridge.io import atomic_path, open_netcdf
+from fluxbridge.outputs import INPUTS_ATTR, fingerprint, inputs_attr, stage_lock
 from fluxbridge.parallel import run_tasks
 
 log = logs.get(__name__)
@@ -150,16 +149,10 @@ def load_config(config: Path | None) -> BridgeConfig:
 
 def inputs_hash(data: Path, cfg: BridgeConfig) -> str:
     """SHA-256 of grid.nc, reference.nc and the settings that change the bridges."""
-    h = hashlib.sha256()
-    for name in ("grid.nc", "reference.nc"):
-        with open(data / name, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
     settings = {
         k: v for k, v in to_mapping(cfg).items() if k not in {"overwrite", "n_jobs", "figures"}
     }
-    h.update(json.dumps(settings, sort_keys=True).encode())
-    return h.hexdigest()
+    return fingerprint({"inputs": bridge_inputs(data), "settings": settings})
 
 
 def region_inputs(cds_root: Path, cfg: BridgeConfig) -> tuple[list[RegionData], dict]:
@@ -386,6 +379,11 @@ def run_bridges(data: Path, run: Path, config: Path | None, dask: str | None = N
     """
     cfg = load_config(config)
     data, run = Path(data), Path(run)
+    with stage_lock(run, "bridges"):
+        return _build_bridges(data, run, cfg, dask)
+
+
+def _build_bridges(data: Path, run: Path, cfg: BridgeConfig, dask: str | None) -> int:
     out = run / "bridges.nc"
     regions, ctx = region_inputs(data, cfg)  # validates grid.nc and reference.nc
     digest = inputs_hash(data, cfg)
@@ -444,6 +442,7 @@ def run_bridges(data: Path, run: Path, config: Path | None, dask: str | None = N
     freq = np.where(in_pool, counts / cfg.n_runs, np.nan)
     attrs = {
         "inputs_sha256": digest,
+        INPUTS_ATTR: inputs_attr(bridge_inputs(data)),
         "seed": cfg.seed,
         "r2_threshold": cfg.r2_threshold,
         "n_runs": cfg.n_runs,

@@ -35,7 +35,7 @@ from sklearn.linear_model import Lasso
 from sklearn.metrics import r2_score
 
 from fluxbridge.data.canonical import DAILY_INTEGRAL_UNITS, MONTHLY_INTEGRAL_UNITS, NEE_UNITS
-from fluxbridge.geo.integrate import GRAMS_PER_PETAGRAM
+from fluxbridge.schema import GRAMS_PER_PETAGRAM
 
 MEAN_DAYS_PER_MONTH = 365.25 / 12.0
 #: singular values below this fraction of the largest are dropped in the unshrunk refit,

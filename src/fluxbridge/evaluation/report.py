@@ -465,6 +465,27 @@ def _maps_section(
     return Section("Maps (Figs. 5–7)", [], [], figs)
 
 
+def _data_checks_section(checks: dict) -> Section:
+    """Data left out and cell-days where the network extrapolates (docs/plausibility.md)."""
+    n, dropped = checks["tower_days_with_nee"], checks["tower_days_left_out_nan_driver"]
+    share = 100 * dropped / n if n else 0.0
+    rows = [
+        [model, driver, count]
+        for model, counts in checks["cell_days_outside_towers_range"].items()
+        for driver, count in counts.items()
+    ]
+    return Section(
+        "Data checks",
+        [
+            f"{dropped:,} of {n:,} tower-days with NEE ({share:.3g} %) left out of training "
+            "and of the tower scores: a driver is NaN there.",
+            "Cell-days whose driver lies outside the towers' range widened by 10 % on each "
+            "side, where the network extrapolates (none listed: none outside):",
+        ],
+        [Table(["model", "driver", "cell-days"], rows)] if rows else [],
+    )
+
+
 def build_report(
     run: Path,
     data: CanonicalDataset,
@@ -542,6 +563,7 @@ def build_report(
             sections.append(extra)
     if "truth" in metrics:
         sections.append(_truth_section(metrics, models))
+    sections.append(_data_checks_section(metrics["data_checks"]))
     notes = run / "notes.md"
     if notes.exists():
         sections.insert(0, Section("Run", [notes.read_text()]))

@@ -19,11 +19,13 @@ from fluxbridge.evaluation import scores
 from fluxbridge.evaluation.regional import annual_maps, land_area_weights, regional_monthly
 from fluxbridge.evaluation.report import build_report
 from fluxbridge.geo.grid import Grid
-from fluxbridge.inference.forward import current_forward
+from fluxbridge.inference.forward import OUTSIDE_ATTR, current_forward
 from fluxbridge.inference.members import load_members, model_dirs, run_dataset, trained_models
 from fluxbridge.io import ENGINE
 from fluxbridge.outputs import atomic_path, file_digest, stage_lock
 from fluxbridge.parallel import run_tasks
+from fluxbridge.plausibility import MODEL_BOUNDS_PGC_YR, check_global_total, check_same_sign
+from fluxbridge.schema import GRAMS_PER_PETAGRAM
 from fluxbridge.training.run import ATM_YEARS_FILE
 
 log = logs.get(__name__)
@@ -117,7 +119,47 @@ def held_out_years(run: Path, models: list[str]) -> dict[str, list[int]]:
     return out
 
 
-def evaluate_run(run: Path, force: bool = False, dask: str | None = None) -> dict[str, object]:
+def data_checks(sites: xr.Dataset, forward: dict[str, Path]) -> dict[str, object]:
+    """What the scores leave out and where the models extrapolate (docs/plausibility.md).
+
+    Tower-days with an NEE observation but a NaN driver (left out of training and of
+    the tower scores), and per model the cell-days of each driver outside the towers'
+    range (recorded by forward).
+    """
+    observed = np.isfinite(sites["nee_obs"].values)
+    drivers_ok = np.all([np.isfinite(sites[n].values) for n in DRIVER_NAMES], axis=0)
+    outside = {}
+    for model, path in forward.items():
+        with xr.open_dataset(path, engine=ENGINE) as ds:
+            outside[model] = json.loads(str(ds.attrs.get(OUTSIDE_ATTR, "{}")))
+    return {
+        "tower_days_with_nee": int(observed.sum()),
+        "tower_days_left_out_nan_driver": int((observed & ~drivers_ok).sum()),
+        "cell_days_outside_towers_range": outside,
+    }
+
+
+def check_model_totals(
+    data: CanonicalDataset, forward: dict[str, Path], allow: bool = False
+) -> None:
+    """Each model's annual global NEE (PgC yr-1, all land) within the models' plausible
+    bounds and of the residual sink's sign, before anything is written."""
+    grid = data.grid_ds
+    land_area = grid["cell_area"] * grid["land_fraction"]  # m2
+    with data.open("residual_sink") as sink:
+        residual = float(sink["nee_global"].mean())
+    for path in forward.values():
+        with xr.open_dataset(path, engine=ENGINE) as ds:
+            nee = ds["nee_mean"]  # gC m-2 d-1, monthly means
+            grams = (nee * land_area).sum(("lat", "lon")) * nee["time"].dt.days_in_month
+            annual = float(grams.groupby("time.year").sum().mean()) / GRAMS_PER_PETAGRAM
+        check_global_total(str(path), annual, MODEL_BOUNDS_PGC_YR, allow)
+        check_same_sign(str(path), annual, "the residual sink", residual, allow)
+
+
+def evaluate_run(
+    run: Path, force: bool = False, dask: str | None = None, allow_implausible: bool = False
+) -> dict[str, object]:
     """Compute every number of the run, write evaluation/ and report/, return metrics.
 
     A forward output that is missing, unreadable or made from another dataset or
@@ -130,6 +172,7 @@ def evaluate_run(run: Path, force: bool = False, dask: str | None = None) -> dic
     for key in ("sites", "inversions", "reference", "residual_sink"):
         data.open(key).close()  # what is missing or malformed is named before any work
     digest = current_forward(run, data, models, force)
+    check_model_totals(data, forward, allow_implausible)
     for path in forward.values():
         with xr.open_dataset(path, engine=ENGINE) as ds:
             if not Grid.from_dataset(ds, path).same_as(data.grid):
@@ -199,6 +242,7 @@ def evaluate_run(run: Path, force: bool = False, dask: str | None = None) -> dic
     if (run / "bridges.nc").exists():
         # the bridges on every trained model's map too (the issue's "fields it never saw")
         write_fidelity(run, data.root, forward)
+    metrics["data_checks"] = data_checks(sites, forward)
     metrics["inputs"] = {
         "dataset": digest,
         **{f"forward/{p.name}": file_digest(p) for p in forward.values()},
@@ -253,9 +297,11 @@ def truth_scores(
     return out
 
 
-def run_evaluate(run: Path, force: bool = False, dask: str | None = None) -> int:
+def run_evaluate(
+    run: Path, force: bool = False, dask: str | None = None, allow_implausible: bool = False
+) -> int:
     """Entry point of `invoke evaluate`."""
     with stage_lock(run, "evaluate"):
-        evaluate_run(run, force=force, dask=dask)
+        evaluate_run(run, force=force, dask=dask, allow_implausible=allow_implausible)
     log.info(f"wrote {run / 'evaluation' / 'metrics.json'} and {run / 'report' / 'index.html'}")
     return 0

@@ -105,7 +105,18 @@ class Grid:
                 raise SchemaError(path, name, "coordinate contains NaN")
             if values.size > 1 and not np.all(np.diff(values) > 0):
                 raise SchemaError(path, name, "coordinate must be strictly ascending")
-        return cls.from_centres(ds["lat"].values, ds["lon"].values)
+        lon = np.asarray(ds["lon"].values, dtype=np.float64)
+        if lon.size and lon.max() > 180.0:
+            raise SchemaError(
+                path,
+                "lon",
+                f"longitudes {lon.min():g}..{lon.max():g} (0..360); the canonical grid uses "
+                "-180..180 (e.g. `cdo sellonlatbox,-180,180,-90,90 in.nc out.nc`)",
+            )
+        try:
+            return cls.from_centres(ds["lat"].values, lon)
+        except ValueError as exc:
+            raise SchemaError(path, "lat/lon", f"not a regular grid ({exc})") from exc
 
     @property
     def lat(self) -> np.ndarray:

@@ -20,18 +20,18 @@ from typing import Literal
 import numpy as np
 import xarray as xr
 
-from fluxbridge.data.canonical import (
+from fluxbridge.errors import FluxbridgeError, SchemaError
+from fluxbridge.geo.grid import Grid, normalise_lon
+from fluxbridge.io import open_netcdf, write_netcdf
+from fluxbridge.schema import (
     ANNUAL_INTEGRAL_UNITS,
+    GRAMS_PER_PETAGRAM,
     MONTHLY_INTEGRAL_UNITS,
     NEE_UNITS,
     carbon_long_name,
     units_match,
 )
-from fluxbridge.errors import FluxbridgeError, SchemaError
-from fluxbridge.geo.grid import Grid, normalise_lon
-from fluxbridge.io import open_netcdf, write_netcdf
 
-GRAMS_PER_PETAGRAM = 1e15
 GLOBAL = "GLOBAL"
 TIME_CHUNK = 12  # months read and summed at once: bounds memory for long, large files
 

@@ -24,11 +24,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from fluxbridge.data.canonical import RECCAP2_REGIONS
 from fluxbridge.errors import SchemaError
 from fluxbridge.geo.grid import Grid, normalise_lon
 from fluxbridge.geo.regrid import apply_overlap, overlap_fractions, regrid_conservative
 from fluxbridge.io import open_netcdf
+from fluxbridge.schema import RECCAP2_REGIONS
 
 EXCLUDED = "-"  # region label of land deliberately left out of every region (Antarctica)
 _NETCDF_SUFFIXES = {".nc", ".nc4", ".cdf", ".netcdf"}

@@ -10,6 +10,8 @@ produce the same part files, hence the same final file.
 
 from __future__ import annotations
 
+import copy
+import json
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -41,8 +43,14 @@ from fluxbridge.outputs import (
     work_directory,
 )
 from fluxbridge.parallel import run_tasks
+from fluxbridge.plausibility import DriverRange
 
 log = logs.get(__name__)
+
+#: Part-file attribute: the year's driver statistics (JSON of plausibility.DriverRange).
+DRIVER_RANGE_ATTR = "driver_range"
+#: Output attribute: cell-days per driver outside the towers' range (JSON).
+OUTSIDE_ATTR = "drivers_outside_training_range"
 
 Member = Callable[[torch.Tensor], torch.Tensor]
 """A trained member: raw drivers (N, 10) float32 → NEE (N,) in gC m-2 d-1."""
@@ -86,9 +94,16 @@ def run_members_on_block(
 
 
 def compute_year(
-    plan: ForwardPlan, members: Sequence[Member], year: int, device: torch.device
+    plan: ForwardPlan,
+    members: Sequence[Member],
+    year: int,
+    device: torch.device,
+    stats: DriverRange | None = None,
 ) -> np.ndarray:
-    """(member, step, cell) NEE of one year (daily or monthly means), streaming over cell blocks."""
+    """(member, step, cell) NEE of one year (daily or monthly means), streaming over cell blocks.
+
+    ``stats``, when given, accumulates the drivers' range (plausibility checks).
+    """
     days = plan.day_slice(year)
     times = plan.times[days]
     month_starts = np.nonzero(np.r_[True, times.month[1:] != times.month[:-1]])[0]
@@ -106,6 +121,8 @@ def compute_year(
                     f"{plan.drivers_path}: driver '{bad}' has NaN/inf in {year}, cells "
                     f"{cells.start}..{cells.stop - 1}; drivers must be gap-free at land cells"
                 )
+            if stats is not None:
+                stats.update(block)
             nee = run_members_on_block(members, block, device)
             if plan.daily:
                 result[:, :, cells] = nee
@@ -129,6 +146,7 @@ def _write_part(
     cell_ilat: np.ndarray,
     cell_ilon: np.ndarray,
     grid_ds: xr.Dataset,
+    stats: DriverRange,
 ) -> None:
     nlat, nlon = grid_ds.sizes["lat"], grid_ds.sizes["lon"]
     field = np.full((len(member_names), len(steps), nlat, nlon), np.nan, dtype=np.float32)
@@ -141,6 +159,7 @@ def _write_part(
             "lat": grid_ds["lat"],
             "lon": grid_ds["lon"],
         },
+        attrs={DRIVER_RANGE_ATTR: stats.to_json()},
     )
     write_netcdf(ds, part_dir / _part_name(year), action="forward part", overwrite=True)
 
@@ -158,6 +177,7 @@ def forward_run(
     dask: str | None = None,
     progress: bool = True,
     inputs: dict[str, str] | None = None,
+    allow_implausible: bool = False,
 ) -> Path:
     """Run ``members`` over every land cell; write ``out`` with nee(member, time, lat, lon).
 
@@ -166,7 +186,9 @@ def forward_run(
     checkpoint's content digest) is recorded in the file (provenance). Parts of an
     interrupted run found in ``<out>.parts/`` are reused when they were made for
     the same members, inputs and settings (a fingerprint); a part that cannot be
-    read is recomputed; the parts are removed after the merge.
+    read is recomputed; the parts are removed after the merge. Drivers outside their
+    physical range stop the run before the merge (unless ``allow_implausible``); the
+    cell-days outside the towers' range are counted, logged and recorded in the file.
     """
     if out.exists():
         raise FluxbridgeError(f"{out} exists; remove it or use another run directory")
@@ -183,6 +205,9 @@ def forward_run(
     cell_ilat = drivers["cell_ilat"].values
     cell_ilon = drivers["cell_ilon"].values
     drivers.close()
+    with data.open("sites") as sites:
+        towers = np.stack([sites[name].values for name in DRIVER_NAMES], axis=-1)
+    empty = DriverRange.of_towers(DRIVER_NAMES, towers)
 
     part_dir = out.with_name(out.name + ".parts")
     settings = {
@@ -196,15 +221,32 @@ def forward_run(
     todo = [y for y in plan.years if not reuse_part(part_dir / _part_name(y), _readable)]
 
     def one(year: int) -> None:
-        values = compute_year(plan, members, year, device)
+        stats = copy.deepcopy(empty)
+        values = compute_year(plan, members, year, device, stats=stats)
         _write_part(
-            part_dir, year, plan.steps(year), values, member_names, cell_ilat, cell_ilon, grid_ds
+            part_dir,
+            year,
+            plan.steps(year),
+            values,
+            member_names,
+            cell_ilat,
+            cell_ilon,
+            grid_ds,
+            stats,
         )
 
     run_tasks(one, todo, dask, desc=f"forward {model_name}", unit="year", progress=progress)
 
+    outside = _check_drivers(part_dir, plan, allow_implausible)
     _merge_parts(
-        part_dir, plan, out, model_name=model_name, daily=daily, grid_ds=grid_ds, inputs=inputs
+        part_dir,
+        plan,
+        out,
+        model_name=model_name,
+        daily=daily,
+        grid_ds=grid_ds,
+        inputs=inputs,
+        outside=outside,
     )
     shutil.rmtree(part_dir)
     return out
@@ -212,6 +254,17 @@ def forward_run(
 
 def _readable(path: Path) -> None:
     xr.open_dataset(path, engine=ENGINE).close()
+
+
+def _check_drivers(part_dir: Path, plan: ForwardPlan, allow: bool) -> dict[str, int]:
+    """The parts' driver statistics together: physical bounds, then the training range."""
+    total: DriverRange | None = None
+    for year in plan.years:
+        with xr.open_dataset(part_dir / _part_name(year), engine=ENGINE) as ds:
+            stats = DriverRange.from_json(str(ds.attrs[DRIVER_RANGE_ATTR]))
+        total = stats if total is None else total.merged(stats)
+    assert total is not None  # a forward run has at least one year
+    return total.check(str(plan.drivers_path), allow)
 
 
 def _merge_parts(
@@ -223,6 +276,7 @@ def _merge_parts(
     daily: bool,
     grid_ds: xr.Dataset,
     inputs: dict[str, str] | None,
+    outside: dict[str, int],
 ) -> None:
     parts = [part_dir / _part_name(y) for y in plan.years]
     with xr.open_mfdataset(
@@ -268,6 +322,8 @@ def _merge_parts(
         result.attrs = {"title": f"fluxbridge forward run of {model_name}", "model": model_name}
         if inputs is not None:
             result.attrs[INPUTS_ATTR] = inputs_attr(inputs)
+        # cell-days per driver outside the towers' range (plausibility.DriverRange)
+        result.attrs[OUTSIDE_ATTR] = json.dumps(outside)
         write_netcdf(result, out, action=f"forward run of {model_name}")
 
 
@@ -296,6 +352,7 @@ def run_forward(
     daily: bool = False,
     dask: str | None = None,
     force: bool = False,
+    allow_implausible: bool = False,
 ) -> int:
     """Entry point of `invoke forward`: every trained model → RUN/forward/<model>.nc.
 
@@ -338,6 +395,7 @@ def run_forward(
                 daily=daily,
                 dask=dask,
                 inputs=inputs,
+                allow_implausible=allow_implausible,
             )
             log.info(f"wrote {out}")
     return 0

@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import json
 import warnings
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -30,12 +31,21 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_only
 
 from fluxbridge import logs
+from fluxbridge.bridge.bridgeset import BridgeSet, bridge_inputs
 from fluxbridge.config import from_mapping, load_yaml
 from fluxbridge.data.canonical import DRIVER_NAMES, open_canonical
 from fluxbridge.errors import ConfigError
 from fluxbridge.models.modules import MODULES
 from fluxbridge.models.network import BridgeLike, NEENetwork
-from fluxbridge.outputs import atomic_path, check_inputs, file_digest, tree_digest
+from fluxbridge.outputs import (
+    INPUTS_ATTR,
+    atomic_path,
+    check_inputs,
+    file_digest,
+    recorded_inputs,
+    stage_lock,
+    tree_digest,
+)
 from fluxbridge.training.callbacks import ACTIONS, BridgeDecoupling, EpochLog
 from fluxbridge.training.checkpoint import (
     FINISHED_FILE,
@@ -76,9 +86,7 @@ def model_dir_name(model: str, integral: str, inversions: list[str] | None) -> s
     return name
 
 
-def load_bridges(path: Path) -> BridgeLike:
-    from fluxbridge.bridge.bridgeset import BridgeSet
-
+def load_bridges(path: Path) -> BridgeSet:
     return BridgeSet.load(path)
 
 
@@ -105,8 +113,13 @@ def run_train(
     num_nodes: int = 1,
     resume: bool = False,
     config: Path | None = None,
+    allow_implausible: bool = False,
 ) -> int:
-    """Train one member per held-out site fold; returns 0."""
+    """Train one member per held-out site fold; returns 0.
+
+    ``allow_implausible`` turns the plausibility errors on the towers' drivers and the
+    inversions' global totals (:mod:`fluxbridge.plausibility`) into warnings.
+    """
     check_choice("model", model, tuple(MODULES))
     check_choice("integral", integral, INTEGRALS)
     check_choice("on_decoupling", on_decoupling, ACTIONS)
@@ -123,80 +136,91 @@ def run_train(
     canonical = open_canonical(data)
     bridges_path = run / "bridges.nc"
     bridges = load_bridges(bridges_path) if bridges_path.exists() else None
+    if bridges is not None and INPUTS_ATTR in bridges.attrs:
+        # bridges written by `bridges` record the grid and reference they were fitted on
+        check_inputs(
+            bridges_path,
+            recorded_inputs(bridges.attrs),
+            bridge_inputs(data),
+            f"rerun `fluxbridge bridges --data {data} --run {run}`",
+        )
     if model == "ec-atm" and integral == "bridge" and bridges is None:
         raise ConfigError(
             f"{bridges_path} not found: integral='bridge' needs the bridge models; run "
             f"`invoke bridges --data {data} --run {run}` first (or use --integral exact)"
         )
     out = run / "train" / model_dir_name(model, integral, inversions)
-    fold_ids = folds_to_train(
-        canonical.open("sites")["fold"].values, folds, canonical.path("sites")
-    )
-    if not resume:
-        done = sorted(str(p) for k in fold_ids for p in (out / f"fold_{k}").glob("*.ckpt"))
-        if done:
-            raise ConfigError(
-                f"{out} already holds checkpoints ({done[0]} ...); pass resume=True to "
-                "continue them or remove the folder"
-            )
-    inputs = {"dataset": tree_digest(data)}
-    if bridges is not None:  # EC-ATM trains on them; EC is scored and refit through them
-        inputs["bridges"] = file_digest(bridges_path)
-    resolved = TrainRunConfig(
-        model=model,
-        data=str(data),
-        folds=fold_ids,
-        integral=integral,
-        inversions=inversions,
-        on_decoupling=on_decoupling,
-        trainer=TrainerOptions(accelerator, devices, strategy, num_nodes),
-        train=cfg,
-        inputs=inputs,
-    )
-    if resume and (out / RUN_CONFIG_FILE).exists():
-        check_inputs(
-            out,
-            TrainRunConfig.read(out).inputs,
-            inputs,
-            "its members cannot be resumed on other inputs: train into a new run folder",
+    # DDP ranks are one training: only rank 0 takes the lock
+    with stage_lock(run, f"train-{out.name}") if rank_zero_only.rank == 0 else nullcontext():
+        fold_ids = folds_to_train(
+            canonical.open("sites")["fold"].values, folds, canonical.path("sites")
         )
-    if rank_zero_only.rank == 0:
-        resolved.write(out)
-    setup = MemberSetup(
-        model=model,
-        data=data,
-        out=out,
-        cfg=cfg,
-        integral=integral,
-        inversions=inversions,
-        on_decoupling=on_decoupling,
-        trainer_kwargs={
-            "accelerator": accelerator,
-            "devices": _devices(devices),
-            "strategy": strategy,
-            "num_nodes": num_nodes,
-        },
-        resume=resume,
-        inputs=inputs,
-    )
-    for k in fold_ids:
-        finished = out / f"fold_{k}" / FINISHED_FILE
-        if resume and finished.exists():
-            # retraining would rewrite its logs and checkpoints; its files are final
-            log.info(f"{model} fold {k}: finished ({finished}); not trained again")
-            continue
-        # Each member gets its own copy: a refit must not leak into the next fold.
-        train_member(setup, k, copy.deepcopy(bridges))
-    # read back from each fold, so that members finished before a resume are included;
-    # only empty cells are NaN (a region may be abbreviated "NA")
-    tables = [
-        pd.read_csv(path, keep_default_na=False, na_values=[""])
-        for k in fold_ids
-        if (path := out / f"fold_{k}" / DECOUPLING_FILE).exists()
-    ]
-    if tables and rank_zero_only.rank == 0:
-        with atomic_path(out / DECOUPLING_FILE, overwrite=True) as tmp:
-            pd.concat(tables, ignore_index=True).to_csv(tmp, index=False, float_format="%.6g")
+        if not resume:
+            done = sorted(str(p) for k in fold_ids for p in (out / f"fold_{k}").glob("*.ckpt"))
+            if done:
+                raise ConfigError(
+                    f"{out} already holds checkpoints ({done[0]} ...); pass resume=True to "
+                    "continue them or remove the folder"
+                )
+        inputs = {"dataset": tree_digest(data)}
+        if bridges is not None:  # EC-ATM trains on them; EC is scored and refit through them
+            inputs["bridges"] = file_digest(bridges_path)
+        resolved = TrainRunConfig(
+            model=model,
+            data=str(data),
+            folds=fold_ids,
+            integral=integral,
+            inversions=inversions,
+            on_decoupling=on_decoupling,
+            trainer=TrainerOptions(accelerator, devices, strategy, num_nodes),
+            train=cfg,
+            inputs=inputs,
+        )
+        if resume and (out / RUN_CONFIG_FILE).exists():
+            check_inputs(
+                out,
+                TrainRunConfig.read(out).inputs,
+                inputs,
+                "its members cannot be resumed on other inputs: train into a new run folder",
+            )
+        if rank_zero_only.rank == 0:
+            resolved.write(out)
+        setup = MemberSetup(
+            model=model,
+            data=data,
+            out=out,
+            cfg=cfg,
+            integral=integral,
+            inversions=inversions,
+            on_decoupling=on_decoupling,
+            trainer_kwargs={
+                "accelerator": accelerator,
+                "devices": _devices(devices),
+                "strategy": strategy,
+                "num_nodes": num_nodes,
+            },
+            resume=resume,
+            inputs=inputs,
+            allow_implausible=allow_implausible,
+        )
+        for k in fold_ids:
+            finished = out / f"fold_{k}" / FINISHED_FILE
+            if resume and finished.exists():
+                # retraining would rewrite its logs and checkpoints; its files are final
+                log.info(f"{model} fold {k}: finished ({finished}); not trained again")
+                continue
+            # Each member gets its own copy: a refit must not leak into the next fold.
+            train_member(setup, k, copy.deepcopy(bridges))
+        # read back from each fold, so that members finished before a resume are included;
+        # only empty cells are NaN (a region may be abbreviated "NA")
+        tables = [
+            pd.read_csv(path, keep_default_na=False, na_values=[""])
+            for k in fold_ids
+            if (path := out / f"fold_{k}" / DECOUPLING_FILE).exists()
+        ]
+        if tables and rank_zero_only.rank == 0:
+            with atomic_path(out / DECOUPLING_FILE, overwrite=True) as tmp:
+                pd.concat(tables, ignore_index=True).to_csv(tmp, index=False, float_format="%.6g")
     return 0
 
 
@@ -214,6 +238,7 @@ class MemberSetup:
     trainer_kwargs: dict[str, Any]
     resume: bool
     inputs: dict[str, str]
+    allow_implausible: bool = False
 
     def atm_spec(self, bridges: BridgeLike | None) -> ATMSpec | None:
         """EC-ATM trains on the inversions; EC only scores them when it can."""
@@ -249,6 +274,7 @@ def train_member(setup: MemberSetup, fold: int, bridges: BridgeLike | None) -> N
         seed=cfg.seed,
         num_workers=cfg.num_workers,
         atm=spec,
+        allow_implausible=setup.allow_implausible,
     )
     dm.setup("fit")
     net = initial_network(cfg, fold)

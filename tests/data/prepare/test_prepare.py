@@ -19,7 +19,7 @@ from fluxbridge.data.prepare import inversions, run_prepare
 from fluxbridge.data.prepare.config import FireConfig, load_prepare_config
 from fluxbridge.data.prepare.inputs import MissingInputsError, resolve_inputs
 from fluxbridge.data.prepare.run import _mappings
-from fluxbridge.errors import ConfigError, SchemaError
+from fluxbridge.errors import ConfigError, FluxbridgeError, SchemaError
 from fluxbridge.geo.grid import Grid
 
 from . import world
@@ -98,7 +98,8 @@ def test_drivers_per_pft_reconstruction_and_cells(prepared: Path) -> None:
     np.testing.assert_allclose(
         drv["Tair"].values, np.repeat(tair[:, None], drv.sizes["cell"], 1), atol=1e-4
     )
-    np.testing.assert_allclose(drv["AMP_MSC_WAI"].values, 9.0)
+    for name, value in world.DRIVER_VALUES.items():
+        np.testing.assert_allclose(drv[name].values, value, rtol=1e-6, err_msg=name)
 
 
 def test_sites_folds_tower_tair_and_cells(prepared: Path) -> None:
@@ -359,3 +360,27 @@ def test_a_damaged_part_is_rebuilt_not_failed_on_every_rerun(
     a = xr.open_dataset(tmp_path / "out" / "drivers.nc", engine="h5netcdf")
     b = xr.open_dataset(prepared / "drivers.nc", engine="h5netcdf")
     xr.testing.assert_identical(a.drop_attrs(), b.drop_attrs())
+
+
+def test_an_all_nan_member_is_refused_not_set_to_zero(tmp_path: Path, inputs: Path) -> None:
+    """Setting its gaps to 0 would turn an empty member into −fire over all land."""
+    copy_inputs(inputs, tmp_path)
+    path = tmp_path / "raw/inversions/gcb2022_inversions_1x1.nc"
+    ds = xr.load_dataset(path, engine="h5netcdf")
+    ds["land_flux_only_fossil_cement_adjusted"][0] = np.nan  # the first member: CAMS
+    path.unlink()
+    ds.to_netcdf(path, engine="h5netcdf")
+    with pytest.raises(FluxbridgeError, match=r"CAMS: 100 % of land cell-months have no value"):
+        member(tmp_path, inputs)
+    _, found, maps, grid, land, months = step_inputs(inputs, tmp_path)
+    allowed = inversions.member_nee(
+        found["inversions"],
+        maps["inversions"],
+        "CAMS",
+        months,
+        grid,
+        land,
+        tmp_path / "scratch",
+        allow_implausible=True,
+    )
+    assert float(np.abs(allowed["nee"]).max()) == 0.0  # the documented fill, when allowed

@@ -19,7 +19,20 @@ YEARS = (2003, 2004)
 RES = 10.0
 
 # Hand values of the products.
-INVERSION_KGC_M2_S = {"CAMS": 2.0e-9, "CTE": -1.0e-9}  # kgC m-2 s-1, per m2 of grid cell
+#: Constant drivers besides Tair, each inside its physical range (fluxbridge.plausibility).
+DRIVER_VALUES = {
+    "WAI2": 1.0,
+    "MSC_EVIRpot": 2.0,
+    "MSC_FparLST": 3.0,
+    "MIN_MSC_NDWI": 0.4,
+    "AMP_Band4": 0.5,
+    "MSC_LST_Night": 260.0,
+    "Rg_VIMSC": 7.0,
+    "AMP_MSC_NDVI": 0.8,
+    "AMP_MSC_WAI": 9.0,
+}
+#: kgC m-2 s-1 per m2 of grid cell: net land sinks of about 3 and 2 PgC yr-1 after fire
+INVERSION_KGC_M2_S = {"CAMS": -2.0e-10, "CTE": -1.0e-10}
 FIRE_KGCO2_M2_S = 4.4009e-10  # kgCO2 m-2 s-1, per m2 of grid cell
 FLUXCOM_NEE = -0.5  # gC m-2 d-1 over land
 TAIR_K = (280.0, 290.0)  # per PFT, plus day-of-year / 100
@@ -67,19 +80,7 @@ def write_drivers(folder: Path, years=YEARS, *, calendar: str = "standard", drop
         day = np.arange(n, dtype=np.float64)
         shape = (n, lat.size, lon.size)
         data = {}
-        for i, name in enumerate(
-            [
-                "WAI2",
-                "MSC_EVIRpot",
-                "MSC_FparLST",
-                "MIN_MSC_NDWI",
-                "AMP_Band4",
-                "MSC_LST_Night",
-                "Rg_VIMSC",
-                "AMP_MSC_NDVI",
-                "AMP_MSC_WAI",
-            ]
-        ):
+        for name, value in DRIVER_VALUES.items():
             units = {
                 "WAI2": "mm",
                 "AMP_MSC_WAI": "mm",
@@ -90,7 +91,7 @@ def write_drivers(folder: Path, years=YEARS, *, calendar: str = "standard", drop
             }
             data[name] = (
                 ("time", "lat", "lon"),
-                np.full(shape, float(i + 1), np.float32),
+                np.full(shape, value, np.float32),
                 {"units": units.get(name, "1")},
             )
         tair = np.stack([np.broadcast_to((t + day / 100)[:, None, None], shape) for t in TAIR_K], 1)

@@ -33,9 +33,9 @@ from fluxbridge.data.prepare.products import (
 )
 from fluxbridge.errors import SchemaError
 from fluxbridge.geo.grid import Grid
+from fluxbridge.schema import GRAMS_PER_PETAGRAM
 
 log = logging.getLogger(__name__)
-GRAMS_PER_PETAGRAM = 1e15
 _YEAR = re.compile(r"(?<!\d)(?:19|20)\d{2}(?!\d)")
 
 
@@ -47,6 +47,7 @@ def member_nee(
     grid: Grid,
     land: xr.DataArray,
     scratch: Path,
+    allow_implausible: bool = False,
 ) -> xr.Dataset:
     """One inversion member's monthly NEE (before fire and lateral terms) on ``grid``."""
     if mapping.member_dim is not None:
@@ -58,7 +59,8 @@ def member_nee(
         files = product_files(item, mapping, product_name)
     da = read_monthly(files, mapping)
     da = select_months(da, months, f"{item.path} ({mapping.product}: {product_name})")
-    return to_grid(da, grid, land, mapping.spread_over, product_name).to_dataset(name="nee")
+    out = to_grid(da, grid, land, mapping.spread_over, product_name, allow_implausible)
+    return out.to_dataset(name="nee")
 
 
 def fire_field(

@@ -25,6 +25,7 @@ from fluxbridge.data.units import to_canonical
 from fluxbridge.errors import ConfigError, SchemaError
 from fluxbridge.geo.grid import Grid
 from fluxbridge.geo.regrid import regrid_conservative
+from fluxbridge.plausibility import check_gap_share
 
 log = logging.getLogger(__name__)
 
@@ -168,12 +169,19 @@ def select_months(
 
 
 def to_grid(
-    da: xr.DataArray, grid: Grid, land_fraction: xr.DataArray, spread_over: str, what: str
+    da: xr.DataArray,
+    grid: Grid,
+    land_fraction: xr.DataArray,
+    spread_over: str,
+    what: str,
+    allow_implausible: bool = False,
 ) -> xr.DataArray:
     """Regrid monthly NEE to ``grid`` in blocks; per-cell-area fluxes become per land area.
 
     Land cells the product leaves without a value (coastline mismatch, NaN
-    pixels) are set to 0 and logged with their share of the land area.
+    pixels) are set to 0 and logged with their share of the land area; a share
+    above :data:`fluxbridge.plausibility.MAX_GAP_SHARE` (an empty or misread
+    product, which 0 would turn into a flux) is refused unless ``allow_implausible``.
     """
     blocks = []
     for start in range(0, da.sizes["time"], MONTHS_PER_BLOCK):
@@ -187,6 +195,7 @@ def to_grid(
     if gaps.any():
         area = (grid.cell_area() * land_fraction).values
         share = float((gaps * area).sum() / (area.sum() * out.sizes["time"]))
+        check_gap_share(what, share, allow_implausible)
         log.warning("%s: %.3g%% of land cell-months have no value; set to 0", what, 100 * share)
         out = out.where(~gaps, 0.0)
     out = out.where(land).astype(np.float32)

@@ -35,8 +35,11 @@ from fluxbridge.outputs import atomic_path, fingerprint
 log = logging.getLogger(__name__)
 
 
-def run_prepare(config: Path, out: Path, data_dir: Path) -> int:
+def run_prepare(config: Path, out: Path, data_dir: Path, allow_implausible: bool = False) -> int:
     """Write the canonical dataset ``out`` from the inputs in ``data_dir`` named by ``config``.
+
+    A product that leaves most land without values is refused unless
+    ``allow_implausible`` (:mod:`fluxbridge.plausibility`).
 
     Refuses to overwrite ``out``. Missing inputs raise one error listing every
     missing manifest entry. An interrupted run resumes where it stopped.
@@ -64,7 +67,7 @@ def run_prepare(config: Path, out: Path, data_dir: Path) -> int:
     )
     checksums = input_checksums(inputs, work.root / "checksums.json")
     work.attrs = _provenance(loaded, inputs, checksums)
-    _build(loaded, inputs, mappings, work)
+    _build(loaded, inputs, mappings, work, allow_implausible)
     _write_meta(work.dataset, loaded, inputs, checksums)
     open_canonical(work.dataset)
     work.finish()
@@ -88,7 +91,11 @@ def _mappings(loaded: LoadedConfig) -> dict[str, object]:
 
 
 def _build(
-    loaded: LoadedConfig, inputs: dict[str, Input], mappings: dict[str, object], work: Workspace
+    loaded: LoadedConfig,
+    inputs: dict[str, Input],
+    mappings: dict[str, object],
+    work: Workspace,
+    allow_implausible: bool = False,
 ) -> None:
     cfg = loaded.config
     grid = cfg.grid
@@ -137,7 +144,7 @@ def _build(
         return drivers.tower_drivers(cfg, ds, towers, parts)
 
     work.file("sites.nc", build_sites, action)
-    _build_inversions(cfg, inputs, mappings, work, grid_ds, months, action)
+    _build_inversions(cfg, inputs, mappings, work, grid_ds, months, action, allow_implausible)
     ref_map: GriddedProduct = mappings["reference"]  # type: ignore[assignment]
     work.file(
         "reference.nc",
@@ -161,6 +168,7 @@ def _build_inversions(
     grid_ds: xr.Dataset,
     months: pd.DatetimeIndex,
     action: str,
+    allow_implausible: bool,
 ) -> None:
     grid = cfg.grid
     land = grid_ds["land_fraction"]
@@ -170,7 +178,14 @@ def _build_inversions(
         members[name] = work.part(
             f"inversion_{name}.nc",
             lambda p=product_name: inversions.member_nee(
-                inputs["inversions"], inv_map, p, months, grid, land, work.parts / "extracted"
+                inputs["inversions"],
+                inv_map,
+                p,
+                months,
+                grid,
+                land,
+                work.parts / "extracted",
+                allow_implausible,
             ),
             action,
         )

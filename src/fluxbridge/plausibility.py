@@ -1,0 +1,231 @@
+"""Physical plausibility at the edges: driver values, global NEE totals, data left out.
+
+Bad units pass every schema check (Tair in K labelled °C, inversions ×1000 or with
+their sign flipped) and then give confident nonsense. The bounds below are wide
+physical limits, not climatology: a value outside them is a units or sign
+mistake, not weather. docs/plausibility.md states them with their reasons;
+``allow_implausible`` (``--allow-implausible``) turns the errors into warnings.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from fluxbridge import logs
+from fluxbridge.errors import FluxbridgeError
+
+log = logs.get(__name__)
+
+#: Physical range of each canonical driver (canonical units, docs/canonical_dataset.md).
+DRIVER_BOUNDS: dict[str, tuple[float, float]] = {
+    "Tair": (-95.0, 65.0),  # degC; records: -89.2 (Vostok), 56.7 (Death Valley)
+    "MSC_LST_Night": (150.0, 350.0),  # K
+    "MSC_FparLST": (-1.0, 400.0),  # K (fAPAR 0..1 × LST)
+    "WAI2": (-1.0, 5000.0),  # mm of water in the bucket
+    "AMP_MSC_WAI": (-1.0, 5000.0),  # mm
+    "MSC_EVIRpot": (-50.0, 50.0),  # MJ m-2 d-1 (EVI -1..1 × Rpot <= ~45)
+    "Rg_VIMSC": (-50.0, 50.0),  # MJ m-2 d-1 (NDVI -1..1 × Rpot)
+    "MIN_MSC_NDWI": (-1.0, 1.0),
+    "AMP_Band4": (0.0, 1.0),  # reflectance amplitude
+    "AMP_MSC_NDVI": (0.0, 2.0),
+}
+
+#: Annual global land NEE, PgC yr-1 (positive = source), that an atmospheric inversion or
+#: the residual sink can give: the land sink is 1-4 PgC yr-1 and fire 1.5-2.5 (GCB), so
+#: NEE lies near -2 to -6; the bounds leave room for a poor member, not for a units error.
+TOP_DOWN_BOUNDS_PGC_YR = (-15.0, 5.0)
+#: The same for a bottom-up model: FLUXCOM-type EC upscaling gives -15 to -25 PgC yr-1
+#: (Jung et al. 2020), so the bounds are wider.
+MODEL_BOUNDS_PGC_YR = (-50.0, 20.0)
+#: Below this magnitude (PgC yr-1) two totals of opposite sign are not called a sign error.
+SIGN_TOLERANCE_PGC_YR = 0.5
+#: Largest share of land cell-months a gridded product may leave without a value.
+MAX_GAP_SHARE = 0.05
+
+
+class ImplausibleError(FluxbridgeError):
+    """A value outside its physical bounds (a units or sign mistake)."""
+
+
+def _fail(message: str, allow: bool) -> None:
+    if allow:
+        log.warning(f"{message} (allowed by --allow-implausible)")
+        return
+    raise ImplausibleError(f"{message}; pass --allow-implausible if this is intended")
+
+
+def check_driver_range(name: str, low: float, high: float, where: str, allow: bool = False) -> None:
+    """Refuse a driver whose finite values span [low, high] beyond :data:`DRIVER_BOUNDS`."""
+    if name not in DRIVER_BOUNDS or not (np.isfinite(low) and np.isfinite(high)):
+        return
+    lo, hi = DRIVER_BOUNDS[name]
+    if low < lo or high > hi:
+        hint = " (kelvin labelled degC?)" if name == "Tair" and high > hi else ""
+        _fail(
+            f"{where}, variable {name!r}: values {low:.4g}..{high:.4g} outside the physical "
+            f"range {lo:g}..{hi:g}{hint}",
+            allow,
+        )
+
+
+def check_drivers(values: Mapping[str, np.ndarray], where: str, allow: bool = False) -> None:
+    """:func:`check_driver_range` on each driver's finite values."""
+    for name, array in values.items():
+        finite = np.asarray(array)[np.isfinite(array)]
+        if finite.size:
+            check_driver_range(name, float(finite.min()), float(finite.max()), where, allow)
+
+
+def check_global_total(
+    what: str, pgc_yr: float, bounds: tuple[float, float], allow: bool = False
+) -> None:
+    """Refuse an annual global NEE (PgC yr-1, + = source) outside ``bounds`` or not finite."""
+    lo, hi = bounds
+    if not np.isfinite(pgc_yr):
+        _fail(f"{what}: global NEE is not finite (every value missing?)", allow)
+    elif not lo <= pgc_yr <= hi:
+        _fail(
+            f"{what}: global NEE {pgc_yr:+.4g} PgC/yr outside the plausible {lo:g}..{hi:g} "
+            "PgC/yr (units or sign?)",
+            allow,
+        )
+
+
+def check_same_sign(what: str, a: float, other: str, b: float, allow: bool = False) -> None:
+    """Refuse two global NEE totals (PgC yr-1) of opposite sign when both are clearly non-zero."""
+    if min(abs(a), abs(b)) > SIGN_TOLERANCE_PGC_YR and np.sign(a) != np.sign(b):
+        _fail(
+            f"{what}: global NEE {a:+.3g} PgC/yr has the opposite sign of {other} "
+            f"({b:+.3g} PgC/yr); is its sign convention flipped?",
+            allow,
+        )
+
+
+def check_gap_share(what: str, share: float, allow: bool = False) -> None:
+    """Refuse a product that leaves more than :data:`MAX_GAP_SHARE` of land cell-months empty."""
+    if share > MAX_GAP_SHARE:
+        _fail(
+            f"{what}: {100 * share:.3g} % of land cell-months have no value (at most "
+            f"{100 * MAX_GAP_SHARE:g} % may be filled with 0)",
+            allow,
+        )
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """How much of something was left out, and why: for the log and the report."""
+
+    what: str
+    dropped: int
+    total: int
+    reason: str
+
+    @property
+    def share(self) -> float:
+        return self.dropped / self.total if self.total else 0.0
+
+    def line(self) -> str:
+        return (
+            f"{self.dropped:,} of {self.total:,} {self.what} ({100 * self.share:.3g} %) left "
+            f"out: {self.reason}"
+        )
+
+    def log(self) -> None:
+        if self.dropped:
+            log.warning(self.line())
+
+
+#: Share of the towers' range added on each side before a driver value counts as
+#: outside the training range (the network extrapolates there).
+TRAINING_RANGE_MARGIN = 0.1
+
+
+@dataclass
+class DriverRange:
+    """Running per-driver statistics of forward inputs against the towers' (training) range.
+
+    ``low``/``high``: the towers' min/max widened by :data:`TRAINING_RANGE_MARGIN` of the
+    range on each side; ``minimum``/``maximum``: of the values seen; ``outside``: how
+    many cell-days lay outside [low, high]; ``n``: cell-days seen.
+    """
+
+    names: tuple[str, ...]
+    low: np.ndarray
+    high: np.ndarray
+    minimum: np.ndarray
+    maximum: np.ndarray
+    outside: np.ndarray
+    n: int = 0
+
+    @classmethod
+    def of_towers(cls, names: tuple[str, ...], towers: np.ndarray) -> DriverRange:
+        """From the towers' drivers ``towers`` (..., driver); NaN ignored."""
+        flat = np.asarray(towers, dtype=np.float64).reshape(-1, len(names))
+        lo, hi = np.nanmin(flat, axis=0), np.nanmax(flat, axis=0)
+        pad = TRAINING_RANGE_MARGIN * (hi - lo)
+        k = len(names)
+        return cls(
+            names, lo - pad, hi + pad, np.full(k, np.inf), np.full(k, -np.inf), np.zeros(k, int)
+        )
+
+    def update(self, block: np.ndarray) -> None:
+        """Add a block of drivers (..., driver)."""
+        flat = block.reshape(-1, len(self.names))
+        self.minimum = np.minimum(self.minimum, flat.min(axis=0))
+        self.maximum = np.maximum(self.maximum, flat.max(axis=0))
+        self.outside += ((flat < self.low) | (flat > self.high)).sum(axis=0)
+        self.n += flat.shape[0]
+
+    def merged(self, other: DriverRange) -> DriverRange:
+        return DriverRange(
+            self.names,
+            self.low,
+            self.high,
+            np.minimum(self.minimum, other.minimum),
+            np.maximum(self.maximum, other.maximum),
+            self.outside + other.outside,
+            self.n + other.n,
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "names": list(self.names),
+                **{
+                    key: getattr(self, key).tolist()
+                    for key in ("low", "high", "minimum", "maximum", "outside")
+                },
+                "n": self.n,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> DriverRange:
+        data = json.loads(text)
+        arrays = {
+            key: np.asarray(data[key], dtype=int if key == "outside" else float)
+            for key in ("low", "high", "minimum", "maximum", "outside")
+        }
+        return cls(tuple(data["names"]), n=int(data["n"]), **arrays)
+
+    def check(self, where: str, allow: bool = False) -> dict[str, int]:
+        """Physical bounds (error) and the training range (warning with counts).
+
+        Returns the cell-days outside the training range per driver (those > 0).
+        """
+        for k, name in enumerate(self.names):
+            if self.n:
+                check_driver_range(name, self.minimum[k], self.maximum[k], where, allow)
+        counts = {name: int(c) for name, c in zip(self.names, self.outside, strict=True) if c}
+        if counts:
+            shown = ", ".join(f"{name} {c:,}" for name, c in counts.items())
+            log.warning(
+                f"{where}: cell-days outside the towers' driver range (±"
+                f"{100 * TRAINING_RANGE_MARGIN:g} %), where the network extrapolates, of "
+                f"{self.n:,}: {shown}"
+            )
+        return counts

@@ -1,0 +1,84 @@
+"""Plausibility bounds and counts, checked against hand values."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from fluxbridge.plausibility import (
+    TOP_DOWN_BOUNDS_PGC_YR,
+    DriverRange,
+    Dropped,
+    ImplausibleError,
+    check_driver_range,
+    check_gap_share,
+    check_global_total,
+    check_same_sign,
+)
+
+
+def test_tair_in_kelvin_is_refused_with_a_hint():
+    with pytest.raises(
+        ImplausibleError, match=r"sites\.nc, variable 'Tair': values 250\.1..310"
+    ) as e:
+        check_driver_range("Tair", 250.1, 310.0, "sites.nc")
+    assert "kelvin labelled degC?" in str(e.value) and "--allow-implausible" in str(e.value)
+    check_driver_range("Tair", -89.2, 56.7, "sites.nc")  # the world's records pass
+
+
+def test_allowed_implausible_values_only_warn(caplog):
+    with caplog.at_level(logging.WARNING):
+        check_driver_range("MSC_LST_Night", -30.0, 25.0, "drivers.nc", allow=True)
+    assert "allowed by --allow-implausible" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("total", "ok"), [(-2.5, True), (-15.0, True), (-14897.0, False), (6.0, False)]
+)
+def test_top_down_global_total_bounds(total, ok):
+    if ok:
+        check_global_total("inversion CAMS", total, TOP_DOWN_BOUNDS_PGC_YR)
+    else:
+        with pytest.raises(ImplausibleError, match="inversion CAMS: global NEE"):
+            check_global_total("inversion CAMS", total, TOP_DOWN_BOUNDS_PGC_YR)
+
+
+def test_all_nan_total_is_refused():
+    with pytest.raises(ImplausibleError, match="not finite"):
+        check_global_total("inversion X", float("nan"), TOP_DOWN_BOUNDS_PGC_YR)
+
+
+def test_opposite_signs_beyond_the_tolerance():
+    with pytest.raises(ImplausibleError, match=r"\+2\.47 PgC/yr has the opposite sign"):
+        check_same_sign("inversion mean", 2.47, "the residual sink", -2.06)
+    check_same_sign("inversion mean", 0.3, "the residual sink", -2.06)  # |0.3| < 0.5: no call
+    check_same_sign("inversion mean", -1.0, "the residual sink", -2.06)
+
+
+def test_gap_share():
+    check_gap_share("CAMS", 0.049)
+    with pytest.raises(ImplausibleError, match="CAMS: 100 % of land cell-months"):
+        check_gap_share("CAMS", 1.0)
+
+
+def test_driver_range_counts_values_outside_the_widened_tower_range():
+    towers = np.array([[0.0, 10.0], [10.0, 20.0]])  # driver a: 0..10, b: 10..20
+    rng = DriverRange.of_towers(("a", "b"), towers)
+    # widened by 10 % of the range: a -1..11, b 9..21
+    np.testing.assert_allclose(rng.low, [-1.0, 9.0])
+    np.testing.assert_allclose(rng.high, [11.0, 21.0])
+    rng.update(np.array([[[-2.0, 15.0], [5.0, 22.0]], [[11.5, 8.0], [0.0, 21.0]]]))
+    assert rng.outside.tolist() == [2, 2]  # a: -2, 11.5; b: 22, 8
+    assert rng.n == 4
+    back = DriverRange.from_json(rng.to_json())
+    both = back.merged(rng)
+    assert both.outside.tolist() == [4, 4] and both.n == 8
+    assert both.minimum.tolist() == [-2.0, 8.0] and both.maximum.tolist() == [11.5, 22.0]
+    assert rng.check("drivers.nc") == {"a": 2, "b": 2}
+
+
+def test_dropped_line():
+    d = Dropped("tower-days with NEE", 750, 1000, "a driver is NaN")
+    assert d.line() == "750 of 1,000 tower-days with NEE (75 %) left out: a driver is NaN"
