@@ -67,7 +67,7 @@ def write_raw(scn: Scenario, geo: Geography, canonical: Path, root: Path) -> Non
     )
     raw_products.write_fire(fire, grid_ds, root / "gfas")
     raw_products.write_budget(canonical / "residual_sink.nc", root / raw_products.BUDGET_FILE)
-    raw_products.write_region_mask(scn, geo, root / raw_products.MASK_FILE)
+    raw_products.write_region_mask(geo, root / raw_products.MASK_FILE)
     write_era5(scn, geo, root / ERA5_DIR)
     write_manifest(root)
     write_prepare_config(scn, members, root / "prepare.yaml")

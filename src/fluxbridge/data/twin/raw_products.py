@@ -25,8 +25,7 @@ from fluxbridge.geo.grid import Grid
 from fluxbridge.io import atomic_path, write_netcdf
 
 from .fields import stream_rng
-from .geography import Geography, _box_labels
-from .scenario import Scenario
+from .geography import Geography
 
 T = TypeVar("T")
 ACTION = "twin world as raw products (fluxbridge.data.twin.raw)"
@@ -45,7 +44,6 @@ _STREAM_FIRE = 60
 #: are solved so that the sheet gives the twin's residual sink and its 1 sigma.
 NOMINAL_TERMS = {"atmospheric_growth": 5.0, "ocean_sink": 2.9, "cement_carbonation": 0.2}
 BALANCE_TERM = "land_use_change"
-MASK_SUBCELLS_REAL = 8  # mask cells per twin cell side for the real geography
 
 
 MAPPINGS = SHIPPED_CONFIGS / "prepare" / "mappings"
@@ -224,41 +222,37 @@ def write_budget(residual_nc: Path, path: Path) -> None:
             table.to_csv(fh, index=False, float_format="%.12g")
 
 
-def write_region_mask(scn: Scenario, geo: Geography, path: Path) -> None:
-    """RECCAP2 mask layout: integer ids 1..18 (0 = none) on a grid finer than the twin's.
+def mask_subcells(resolution_deg: float) -> int:
+    """Mask sub-cells per twin cell side: ≤ 1/16° and at most 16 (10° → 16, 0.5° → 8)."""
+    return max(2, min(16, int(np.ceil(resolution_deg * 16))))
 
-    Synthetic geography: the very sub-cell points the twin counted (same labels, same
-    points). Real geography: the majority region of each sub-cell from the twin's region
-    builder on the finer grid.
+
+def write_region_mask(geo: Geography, path: Path) -> None:
+    """RECCAP2 mask layout: integer ids 1..18 (0 = none) on sub-cells of the twin's cells.
+
+    An integer mask cannot hold a cell shared by regions, so each twin cell's n × n
+    sub-cells are dealt to its regions by area quantile: sub-cell k (row-major) goes to
+    the region whose cumulative share holds the midpoint of k's cumulative area. The
+    area-weighted aggregation of prepare then gives back the twin's shares to within
+    one sub-cell's area share (≈ 1/n²) per region boundary.
     """
     layout: RegionMask = shipped_mapping(RegionMask, "reccap2_mask")
     assert layout.ids is not None
     file_id = {abbr: int(i) for i, abbr in layout.ids.items()}
+    ids_in_order = np.array([file_id[a] for _, a, _ in RECCAP2_REGIONS], dtype=np.int32)
     grid = geo.grid
-    if scn.geography == "synthetic":
-        n_sub = max(2, min(16, int(np.ceil(max(grid.resolution) / 0.25))))
-        fine = Grid.global_regular(grid.resolution[0] / n_sub, grid.resolution[1] / n_sub)
-        yy, xx = np.meshgrid(fine.lat, fine.lon, indexing="ij")
-        label = _box_labels(yy, xx)  # RECCAP2 (Table A1) id or -1
-        abbr_of = {i: a for i, a, _ in RECCAP2_REGIONS}
-        ids = np.zeros(label.shape, dtype=np.int32)
-        for rid, abbr in abbr_of.items():
-            ids[label == rid] = file_id[abbr]
-    else:
-        from fluxbridge.geo.regions import reccap2
-
-        fine = Grid.global_regular(
-            grid.resolution[0] / MASK_SUBCELLS_REAL, grid.resolution[1] / MASK_SUBCELLS_REAL
-        )
-        regions = reccap2(fine, xr.DataArray(np.ones(fine.shape), dims=("lat", "lon"),
-                                             coords=fine.coords()))  # fmt: skip
-        frac = np.nan_to_num(regions.fraction.values)
-        best = frac.argmax(axis=0)
-        ids = np.where(
-            frac.max(axis=0) > 0,
-            np.array([file_id[str(a)] for a in regions.abbrs], dtype=np.int32)[best],
-            0,
-        ).astype(np.int32)
+    n = mask_subcells(max(grid.resolution))
+    fine = Grid.global_regular(grid.resolution[0] / n, grid.resolution[1] / n)
+    area = fine.cell_area().values  # (lat, lon) m²; equal along a row
+    ids = np.zeros(fine.shape, dtype=np.int32)
+    shares = geo.region_fraction  # (region, lat, lon) share of the cell's land
+    for ilat, ilon in zip(*np.nonzero(shares.sum(axis=0) > 0), strict=True):
+        rows, cols = slice(ilat * n, (ilat + 1) * n), slice(ilon * n, (ilon + 1) * n)
+        sub = area[rows, cols].ravel()
+        mid = (np.cumsum(sub) - 0.5 * sub) / sub.sum()
+        bounds = np.cumsum(shares[:, ilat, ilon])
+        which = np.minimum(np.searchsorted(bounds / bounds[-1], mid), len(bounds) - 1)
+        ids[rows, cols] = ids_in_order[which].reshape(n, n)
     out = xr.Dataset(
         {"region_id": (("lat", "lon"), ids, {"long_name": "RECCAP2 land region (0 = none)"})},
         coords={"lat": fine.lat, "lon": fine.lon},
