@@ -384,3 +384,48 @@ def test_an_all_nan_member_is_refused_not_set_to_zero(tmp_path: Path, inputs: Pa
         allow_implausible=True,
     )
     assert float(np.abs(allowed["nee"]).max()) == 0.0  # the documented fill, when allowed
+
+
+def test_dask_cluster_gives_the_in_process_dataset(
+    prepared: Path, inputs: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """prepare --dask on a 2-process LocalCluster on loopback: every variable of every file
+    bitwise that of the in-process run (the `prepared` fixture)."""
+    distributed = pytest.importorskip("distributed")
+    out = inputs / "canonical_dask"
+    caplog.set_level(logging.INFO)
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as cluster:
+        assert (
+            run_prepare(
+                inputs / "prepare.yaml", out, inputs / "raw", dask=cluster.scheduler_address
+            )
+            == 0
+        )
+    # the parts really went to the cluster: years, and members + fire
+    on_dask = [r.getMessage() for r in caplog.records if "on Dask" in r.getMessage()]
+    assert any(m.startswith(f"driver years: {len(world.YEARS)} parts") for m in on_dask), on_dask
+    assert any(m.startswith("inversion members: 3 parts") for m in on_dask), on_dask
+    files = sorted(p.name for p in prepared.iterdir())
+    assert sorted(p.name for p in out.iterdir()) == files
+    netcdf = [f for f in files if f.endswith(".nc")]
+    # the parts built as tasks end up in drivers.nc (years) and inversions.nc (members, fire)
+    assert {"drivers.nc", "inversions.nc", "sites.nc", "grid.nc"} <= set(netcdf)
+    stamp = {"history"}  # the time of writing
+    for name in netcdf:
+        here = xr.open_dataset(prepared / name, engine="h5netcdf").load()
+        there = xr.open_dataset(out / name, engine="h5netcdf").load()
+        assert set(here.variables) == set(there.variables), name
+        for var in here.variables:
+            a, b = here[var].values, there[var].values
+            assert a.dtype == b.dtype and a.shape == b.shape, f"{name}:{var}"
+            if a.dtype.kind in "fiucmMb":
+                assert a.tobytes() == b.tobytes(), f"{name}:{var}"  # bitwise, NaN included
+            else:
+                np.testing.assert_array_equal(a, b, err_msg=f"{name}:{var}")
+            assert here[var].attrs == there[var].attrs, f"{name}:{var}"
+        assert {k: v for k, v in here.attrs.items() if k not in stamp} == {
+            k: v for k, v in there.attrs.items() if k not in stamp
+        }, name
+    assert (prepared / "canonical.json").read_bytes() == (out / "canonical.json").read_bytes()

@@ -5,12 +5,19 @@ entries) → grid.nc → drivers (one part per year) → sites.nc → inversion
 members, fire → inversions.nc → reference.nc → residual_sink.nc →
 drivers.nc → canonical.json → validate → rename into place. Every step is
 resumable (:mod:`fluxbridge.data.prepare.resume`).
+
+The independent parts (the yearly ``drivers_<year>.nc``, one ``inversion_<member>.nc``
+per member, ``fire.nc``) are built as tasks of :func:`fluxbridge.parallel.run_tasks`:
+one after the other in this process, or with ``dask`` on a Dask cluster, with bitwise
+the same files. The public drivers' yearly base parts stay in this process, in order:
+each carries the water bucket of the year before.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -31,15 +38,25 @@ from fluxbridge.data.prepare.mappings import (
 from fluxbridge.data.prepare.resume import Workspace
 from fluxbridge.errors import ConfigError
 from fluxbridge.outputs import atomic_path, fingerprint
+from fluxbridge.parallel import run_tasks
 
 log = logging.getLogger(__name__)
 
 
-def run_prepare(config: Path, out: Path, data_dir: Path, allow_implausible: bool = False) -> int:
+def run_prepare(
+    config: Path,
+    out: Path,
+    data_dir: Path,
+    allow_implausible: bool = False,
+    dask: str | None = None,
+) -> int:
     """Write the canonical dataset ``out`` from the inputs in ``data_dir`` named by ``config``.
 
     A product that leaves most land without values is refused unless
-    ``allow_implausible`` (:mod:`fluxbridge.plausibility`).
+    ``allow_implausible`` (:mod:`fluxbridge.plausibility`). ``dask``: ``"local"`` or a
+    scheduler address to build the yearly driver and inversion-member parts as Dask
+    tasks (the work directory next to ``out`` must be on a file system every worker
+    sees); the dataset is bitwise that of the in-process run.
 
     Refuses to overwrite ``out``. Missing inputs raise one error listing every
     missing manifest entry. An interrupted run resumes where it stopped.
@@ -67,7 +84,7 @@ def run_prepare(config: Path, out: Path, data_dir: Path, allow_implausible: bool
     )
     checksums = input_checksums(inputs, work.root / "checksums.json")
     work.attrs = _provenance(loaded, inputs, checksums)
-    _build(loaded, inputs, mappings, work, allow_implausible)
+    _build(loaded, inputs, mappings, work, allow_implausible, dask)
     _write_meta(work.dataset, loaded, inputs, checksums)
     open_canonical(work.dataset)
     work.finish()
@@ -90,12 +107,48 @@ def _mappings(loaded: LoadedConfig) -> dict[str, object]:
     return found
 
 
+class _TaskParts:
+    """A part writer that defers the chosen parts, to build them later as tasks.
+
+    Called like ``work.part`` (name, build) → path; a part ``defer(name)`` picks is only
+    planned (its path returned, nothing built) until :meth:`run` builds every planned
+    part through :func:`run_tasks`. Each task is ``work.part`` itself, so a finished
+    part is reused and a new one written atomically, wherever the task runs.
+    """
+
+    def __init__(
+        self, work: Workspace, action: str, defer: Callable[[str], bool], dask: str | None
+    ) -> None:
+        self.work, self.action, self.defer, self.dask = work, action, defer, dask
+        self.planned: list[tuple[str, Callable[[], xr.Dataset]]] = []
+
+    def __call__(self, name: str, build: Callable[[], xr.Dataset]) -> Path:
+        if not self.defer(name):
+            return self.work.part(name, build, self.action)
+        self.planned.append((name, build))
+        return self.work.parts / name
+
+    def run(self, desc: str) -> None:
+        """Build the planned parts (before anything reads them)."""
+        work, action = self.work, self.action
+        run_tasks(
+            lambda item: work.part(item[0], item[1], action),
+            self.planned,
+            self.dask,
+            desc=desc,
+            unit="part",
+            progress=False,
+        )
+        self.planned = []
+
+
 def _build(
     loaded: LoadedConfig,
     inputs: dict[str, Input],
     mappings: dict[str, object],
     work: Workspace,
     allow_implausible: bool = False,
+    dask: str | None = None,
 ) -> None:
     cfg = loaded.config
     grid = cfg.grid
@@ -115,6 +168,8 @@ def _build(
     land = grid_ds["land_fraction"]
     cells = drivers.land_cells(land)
 
+    # only the yearly driver parts are independent (public base parts form a chain)
+    yearly = _TaskParts(work, action, lambda name: name.startswith("drivers_"), dask)
     parts = drivers.year_parts(
         cfg,
         inputs,
@@ -122,8 +177,9 @@ def _build(
         grid,
         pft,
         cells,
-        lambda name, build: work.part(name, build, action),
+        yearly,
     )
+    yearly.run("driver years")
 
     days = pd.date_range(f"{cfg.years[0]}-01-01", f"{cfg.years[1]}-12-31", freq="D")
     top_down = cfg.top_down_range
@@ -141,10 +197,10 @@ def _build(
         else:
             folds = sites.grouped_folds(site_cells, cfg.sites.n_folds, cfg.sites.seed)
         ds = sites.sites_dataset(towers, days, site_cells, folds, parts, cfg.sites.tower_tair)
-        return drivers.tower_drivers(cfg, ds, towers, parts)
+        return drivers.tower_drivers(cfg, ds, towers, parts, inputs)
 
     work.file("sites.nc", build_sites, action)
-    _build_inversions(cfg, inputs, mappings, work, grid_ds, months, action, allow_implausible)
+    _build_inversions(cfg, inputs, mappings, work, grid_ds, months, action, allow_implausible, dask)
     ref_map: GriddedProduct = mappings["reference"]  # type: ignore[assignment]
     work.file(
         "reference.nc",
@@ -169,13 +225,15 @@ def _build_inversions(
     months: pd.DatetimeIndex,
     action: str,
     allow_implausible: bool,
+    dask: str | None = None,
 ) -> None:
     grid = cfg.grid
     land = grid_ds["land_fraction"]
     inv_map: GriddedProduct = mappings["inversions"]
     members = {}
+    tasks = _TaskParts(work, action, lambda name: True, dask)  # members and fire: independent
     for name, product_name in cfg.inversions.members.items():
-        members[name] = work.part(
+        members[name] = tasks(
             f"inversion_{name}.nc",
             lambda p=product_name: inversions.member_nee(
                 inputs["inversions"],
@@ -187,17 +245,16 @@ def _build_inversions(
                 work.parts / "extracted",
                 allow_implausible,
             ),
-            action,
         )
     fire = None
     if cfg.fire is not None:
-        fire = work.part(
+        fire = tasks(
             "fire.nc",
             lambda: inversions.fire_field(
                 inputs["fire"], mappings["fire"], cfg.fire, months, grid, land
             ),
-            action,
         )
+    tasks.run("inversion members")
     lateral = None
     if cfg.lateral_fluxes is not None:
         lateral = inversions.lateral_field(
