@@ -96,7 +96,10 @@ class SitesConfig:
     without it sites are split into ``n_folds`` grouped folds drawn with ``seed``.
     ``tower_tair``: Tair at the tower from its TA_F where present. ``tower_wai`` (public
     drivers only): WAI2 and AMP_MSC_WAI at the tower from a bucket fed by its own P_F,
-    SW_IN_F and TA_F, gaps filled from ERA5 at the tower's cell.
+    SW_IN_F and TA_F, gaps filled from ERA5 at the tower's cell. ``modis_subsets``
+    (public drivers only, optional): a manifest entry holding ORNL DAAC MODIS site
+    subsets (:mod:`fluxbridge.data.public.modis_sites`); towers with subsets take their
+    MODIS drivers from them instead of their cell.
     """
 
     entry: str
@@ -107,6 +110,7 @@ class SitesConfig:
     nee_variable: Literal["NEE_VUT_REF", "NEE_CUT_REF"] = "NEE_VUT_REF"
     tower_tair: bool = True
     tower_wai: bool = True
+    modis_subsets: str | None = None
 
     def __post_init__(self) -> None:
         if self.n_folds < 2:
@@ -205,6 +209,11 @@ class PrepareConfig:
             self.years[0] <= msc[0] and msc[1] <= self.years[1]
         ):
             raise ValueError(f"drivers.msc_years {msc} must lie within years {self.years}")
+        if self.sites.modis_subsets is not None and self.drivers.source != "public":
+            raise ValueError(
+                f"sites.modis_subsets {self.sites.modis_subsets!r} needs drivers.source public "
+                f"(got {self.drivers.source!r}): the subsets replace the public MODIS drivers"
+            )
         try:
             Grid.global_regular(self.resolution_deg)
         except ValueError as exc:
@@ -236,6 +245,8 @@ class PrepareConfig:
         }
         if self.fire is not None:
             used[self.fire.entry] = "fire"
+        if self.sites.modis_subsets is not None:
+            used[self.sites.modis_subsets] = "modis_subsets"
         return used
 
 

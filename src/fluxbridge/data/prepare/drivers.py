@@ -208,13 +208,21 @@ def year_parts(
 
 
 def tower_drivers(
-    cfg: PrepareConfig, sites: xr.Dataset, towers: xr.Dataset, parts: list[Path]
+    cfg: PrepareConfig,
+    sites: xr.Dataset,
+    towers: xr.Dataset,
+    parts: list[Path],
+    inputs: dict[str, Input] | None = None,
 ) -> xr.Dataset:
     """sites.nc's drivers with the tower's own meteorology where the source allows it.
 
     Public drivers with ``sites.tower_wai``: WAI from the tower's P_F, SW_IN_F and TA_F
-    (:func:`fluxbridge.data.prepare.public.tower_wai`); otherwise ``sites`` unchanged.
+    (:func:`fluxbridge.data.prepare.public.tower_wai`); with ``sites.modis_subsets``
+    (the ``modis_subsets`` input): MODIS drivers from the towers' ORNL DAAC site subsets
+    (:func:`fluxbridge.data.prepare.public.tower_modis`); otherwise ``sites`` unchanged.
     """
     if cfg.drivers.source == "public" and cfg.sites.tower_wai:
-        return public.tower_wai(sites, towers, parts, cfg.drivers)
+        sites = public.tower_wai(sites, towers, parts, cfg.drivers)
+    if cfg.drivers.source == "public" and inputs and "modis_subsets" in inputs:
+        sites = public.tower_modis(sites, parts, cfg.drivers, inputs["modis_subsets"].path)
     return sites

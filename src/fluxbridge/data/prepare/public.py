@@ -31,7 +31,7 @@ import xarray as xr
 from fluxbridge.data.prepare.config import DriversConfig
 from fluxbridge.data.prepare.inputs import Input
 from fluxbridge.data.prepare.mappings import Era5Mapping
-from fluxbridge.data.public import modis
+from fluxbridge.data.public import modis, modis_sites
 from fluxbridge.data.public.drivers import MSC_INPUTS, base_year, compose_year, mean_seasonal_cycle
 from fluxbridge.data.public.era5 import era5_daily
 from fluxbridge.data.public.solar import potential_radiation
@@ -253,4 +253,131 @@ def tower_wai(
     out = sites.copy()
     out["WAI2"] = sites["WAI2"].copy(data=wai.T.astype(np.float32))
     out["AMP_MSC_WAI"] = sites["AMP_MSC_WAI"].copy(data=amp.T.astype(np.float32))
+    return out
+
+
+def _era5_at_cells(
+    driver_parts: list[Path], name: str, cells: np.ndarray, days: pd.DatetimeIndex
+) -> np.ndarray:
+    """(day, cell) ``name`` of the base parts beside ``driver_parts`` (NaN on other days)."""
+    years = []
+    for p in driver_parts:
+        base = p.parent / p.name.replace("drivers_", "public_base_")
+        with xr.open_dataset(base, engine="h5netcdf") as ds:
+            years.append(ds[name].isel(cell=cells).load())
+    return xr.concat(years, dim="time").reindex(time=days).values
+
+
+#: Table A2 drivers made from MODIS (the rest: ERA5 and the WAI bucket).
+MODIS_DRIVERS = (
+    "MSC_EVIRpot",
+    "MSC_FparLST",
+    "MIN_MSC_NDWI",
+    "AMP_Band4",
+    "MSC_LST_Night",
+    "Rg_VIMSC",
+    "AMP_MSC_NDVI",
+)
+
+
+def tower_modis(
+    sites: xr.Dataset, driver_parts: list[Path], config: DriversConfig, folder: Path
+) -> xr.Dataset:
+    """``sites`` with the MODIS drivers of towers that have ORNL DAAC site subsets.
+
+    Each tower with subsets of all three products (:mod:`fluxbridge.data.public.modis_sites`,
+    matched by site id or position) gets its daily EVI, NDVI, NDWI, Band4, LST and fAPAR
+    from the window around its pixel; the MSC inputs of :func:`base_year` are formed with
+    ERA5 Rg at the tower's cell (the base parts beside ``driver_parts``) and Rpot at the
+    tower's latitude, and the drivers by :func:`mean_seasonal_cycle` over
+    ``config.msc_years`` and :func:`compose_year`, as for the grid. Towers without
+    subsets, or with an MSC input never valid in the MSC years, keep their cell's drivers
+    (logged with the count).
+    """
+    days = pd.DatetimeIndex(sites["time"].values)
+    names = [str(s) for s in sites["site"].values]
+    matched = modis_sites.match_towers(
+        modis_sites.read_subset_folder(folder),
+        names,
+        sites["site_lat"].values,
+        sites["site_lon"].values,
+    )
+    fields: dict[int, dict[str, np.ndarray]] = {}
+    fallback: dict[str, str] = {}
+    for i, name in enumerate(names):
+        have = {s.product.names[0] for s in matched.get(name, [])}
+        lacking = [p.names[0] for p in modis_sites.PRODUCTS if p.names[0] not in have]
+        if lacking:
+            fallback[name] = f"no {'/'.join(lacking)} subset"
+            continue
+        fields[i] = modis_sites.site_daily(matched[name], days)
+    out = sites.copy()
+    if fields:
+        index = np.fromiter(fields, dtype=np.int64)
+        lat = sites["site_lat"].values[index]
+        cells = sites["site_cell"].values[index]
+        rg = _era5_at_cells(driver_parts, "Rg", cells, days)
+        rpot = potential_radiation(lat[None, :], days.day_of_year.to_numpy()[:, None])
+        m = {v: np.stack([fields[i][v] for i in index], axis=1) for v in modis.VARIABLES}
+        base = {
+            "EVI_Rg": m["EVI"] * rg,
+            "FPAR_LST_Day": m["FPAR"] * m["LST_Day"],
+            "NDWI": m["NDWI"],
+            "LST_Night": m["LST_Night"],
+            "NDVI_Rpot": m["NDVI"] * rpot,
+            "NDVI": m["NDVI"],
+            # WAI and Tair: placeholders for compose_year; their drivers are not taken here.
+            "WAI": np.zeros_like(rg),
+            "Band4": m["Band4"],
+        }
+        lo, hi = config.msc_years
+        in_msc = (days.year >= lo) & (days.year <= hi)
+        never = np.zeros(index.size, dtype=bool)
+        for name in MSC_INPUTS:
+            never |= ~np.isfinite(base[name][in_msc]).any(axis=0)
+        for k in np.flatnonzero(never):
+            fallback[names[index[k]]] = f"no valid subset value in {lo}-{hi} for an MSC input"
+        keep = ~never
+        index, base = index[keep], {k: v[:, keep] for k, v in base.items()}
+        if index.size:
+            cycles = {
+                name: mean_seasonal_cycle(
+                    [
+                        xr.DataArray(
+                            base[name][in_msc], dims=("time", "cell"), coords={"time": days[in_msc]}
+                        )
+                    ],
+                    config.msc_window_days,
+                    f"tower {name}",
+                )
+                for name in MSC_INPUTS
+            }
+            composed = []
+            for year in sorted(set(days.year)):
+                sel = days.year == year
+                year_base = xr.Dataset(
+                    {k: (("time", "cell"), base[k][sel]) for k in ("WAI", "Band4")}
+                    | {"Tair": (("time", "cell"), np.zeros((int(sel.sum()), index.size)))},
+                    coords={"time": days[sel]},
+                )
+                composed.append(compose_year(year_base, cycles)[list(MODIS_DRIVERS)])
+            drivers = xr.concat(composed, dim="time")
+            for driver in MODIS_DRIVERS:
+                values = out[driver].values.copy()
+                values[index] = drivers[driver].values.T
+                out[driver] = out[driver].copy(data=values.astype(np.float32))
+    used = [names[i] for i in fields if names[i] not in fallback]
+    log.info(
+        "MODIS at towers: %d of %d tower(s) from ORNL DAAC site subsets in %s; %d keep "
+        "their cell's MODIS drivers%s",
+        len(used),
+        len(names),
+        folder,
+        len(fallback),
+        "".join(f"\n  {k}: {v}" for k, v in sorted(fallback.items())),
+    )
+    out.attrs["modis_at_towers"] = (
+        f"ORNL DAAC site subsets: {', '.join(used) or 'none'}; "
+        f"cell: {', '.join(sorted(fallback)) or 'none'}"
+    )
     return out
