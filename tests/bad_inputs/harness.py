@@ -87,12 +87,14 @@ def tree(folder: Path) -> dict[str, str]:
 
 
 def _allowed(rel: str, patterns: tuple[str, ...]) -> bool:
+    """``rel`` matches a pattern; a folder (``rel`` ends in ``/``) also when a pattern's
+    file could lie inside it."""
+    folder = rel.endswith("/")
     rel = rel.rstrip("/")
     for pattern in patterns:
         if fnmatch.fnmatch(rel, pattern) or rel == pattern.rstrip("/"):
             return True
-        # a folder is allowed when a pattern lies inside it
-        if any(
+        if folder and any(
             fnmatch.fnmatch(rel, "/".join(pattern.split("/")[:i]))
             for i in range(1, pattern.count("/") + 1)
         ):

@@ -261,3 +261,51 @@ def nan_member(var: str, dim: str, index: int) -> Callable[[xr.Dataset], xr.Data
         return ds
 
     return change
+
+
+def http_files(files: dict[str, bytes], manifest: Callable[[str], str]) -> Setup:
+    """Serve ``files`` on 127.0.0.1 for the case; write ``m.yaml`` = ``manifest(base_url)``."""
+
+    def setup(folder: Path, inputs: Inputs) -> None:
+        import functools
+        import threading
+        from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+        root = folder / "srv"
+        root.mkdir()
+        for name, body in files.items():
+            (root / name).write_bytes(body)
+
+        class Quiet(SimpleHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:
+                """No request lines in the case's output."""
+
+        httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=root))
+        thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05})
+        thread.daemon = True
+        thread.start()
+
+        def stop() -> None:
+            httpd.shutdown()
+            httpd.server_close()
+            thread.join(timeout=5)
+
+        _UNDO.append(stop)
+        url = f"http://127.0.0.1:{httpd.server_address[1]}"
+        (folder / "m.yaml").write_text(manifest(url))
+
+    return setup
+
+
+def tar_gz(members: dict[str, bytes]) -> bytes:
+    """A tar.gz of regular files named exactly as given (also ``../x`` or ``/x``)."""
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, body in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    return buf.getvalue()

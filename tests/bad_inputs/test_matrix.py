@@ -11,6 +11,7 @@ how to add a case.
 
 from __future__ import annotations
 
+import hashlib
 import shlex
 from pathlib import Path
 from typing import Any
@@ -606,6 +607,44 @@ FETCH_FILES[1] = Case(
     }
 )
 
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def served(
+    id: str, body: bytes, sha: str, unpack: str | None, output: str, path: str = "a.bin"
+) -> Case:
+    """``fetch`` of one entry served on 127.0.0.1: a per-entry report and exit 1."""
+
+    def manifest_text(url: str) -> str:
+        text = "download: {attempts: 1, backoff_s: 0.01, max_backoff_s: 0.02, timeout_s: 5}\n"
+        text += entry(url=f"{url}/{path}", sha=f"'{sha}'", target="pkg")
+        return text + (f"  unpack: {unpack}\n" if unpack else "")
+
+    return case(
+        f"fetch-{id}",
+        "fetch --manifest m.yaml --data-dir raw",
+        None,
+        s.http_files({"a.bin": body}, manifest_text),
+        code=1,
+        output=output,
+        # the verified download of an archive that cannot be unpacked safely is kept
+        allowed=("raw", "raw/pkg.tar.gz") if unpack else ("raw",),
+        note="fetch reports each entry's failure and exits 1",
+    )
+
+
+SLIP = s.tar_gz({"../evil.txt": b"x"})
+ABSOLUTE = s.tar_gz({"/tmp/evil.txt": b"x"})
+SERVED = [
+    served("checksum-mismatch", b"served bytes", "ab" * 32, None, r"(?i)checksum|sha256"),
+    served("archive-tar-slip", SLIP, _sha(SLIP), "tar.gz", r"\.\./evil\.txt"),
+    served("archive-absolute-member", ABSOLUTE, _sha(ABSOLUTE), "tar.gz", r"/tmp/evil\.txt"),
+    served("archive-not-an-archive", b"plain text", _sha(b"plain text"), "tar.gz", r"(?i)a\]"),
+    served("http-404", b"", "ab" * 32, None, r"404", path="missing.bin"),
+]
+
 # --------------------------------------------------------------------------- canonical dataset
 CHECK = "train --model ec-atm --data world --run r"  # validates the dataset, then wants bridges.nc
 
@@ -912,6 +951,16 @@ STALE = [
 IMPLAUSIBLE = r"(outside the physical range|outside the plausible|opposite sign|no value)"
 SILENT = [
     case(
+        "sites-tair-kelvin-allowed",
+        TRAIN + " --allow-implausible",
+        None,
+        s.chain(s.world(), s.netcdf("world/sites.nc", s.add_var("Tair", 273.15))),
+        code=0,
+        output=rf"Tair.*{IMPLAUSIBLE}",
+        allowed=("r/**",),
+        note="--allow-implausible: a warning, and the run goes on",
+    ),
+    case(
         "sites-tair-kelvin-as-degc",
         TRAIN,
         rf"sites\.nc.*Tair.*{IMPLAUSIBLE}",
@@ -922,6 +971,9 @@ SILENT = [
         FWD + " --force",
         rf"drivers\.nc.*Tair.*{IMPLAUSIBLE}",
         s.chain(s.run(), s.netcdf("run/data/drivers.nc", s.add_var("Tair", 273.15))),
+        # the parts are resumable work (docs/run_layout.md): an --allow-implausible rerun
+        # reuses them; the earlier output must stay until a new one replaces it
+        allowed=("run/forward/EC.nc.parts/*", "run/forward/EC-ATM.nc.parts/*"),
     ),
     case(
         "train-drivers-tair-kelvin-as-degc",
@@ -1104,6 +1156,7 @@ CASES: list[Case] = [
     *PREPARES,
     *MANIFESTS,
     *FETCH_FILES,
+    *SERVED,
     *CANONICAL,
     *OUTPUTS,
     *STALE,
