@@ -375,6 +375,12 @@ def prepared_with_subsets(tmp_path_factory: pytest.TempPathFactory) -> tuple[Pat
             "DE-Tha", "MOD11A2", band, dict.fromkeys(dates, const(value)), lat=lat, lon=lon
         )
     write_csv(subsets / "DE-Tha_MOD11A2.csv", partial)
+    # AU-How: all three products, matched by position under a fixed-site name, but every
+    # LST composite flagged "not produced" (QC bits 0-1 = 2) → no valid fAPAR × LST_day
+    lat, lon, _ = world.SITES["AU-How"]
+    cloudy = pd.DataFrame(full).assign(site="au_howard_springs", latitude=lat, longitude=lon)
+    cloudy.loc[cloudy["band"].isin(["QC_Day", "QC_Night"]), "value"] = 2
+    write_csv(subsets / "au_howard_springs.csv", cloudy.to_dict("records"))
 
     world.write_manifest(root / "manifest.yaml")
     manifest = yaml.safe_load((root / "manifest.yaml").read_text())
@@ -474,6 +480,7 @@ def test_towers_without_subsets_keep_their_cell(
     assert "1 of 4 tower(s) from ORNL DAAC site subsets" in summary[0]
     assert "3 keep their cell's MODIS drivers" in summary[0]
     assert "DE-Tha: no MCD43A4/MCD15A2H subset" in summary[0]
+    assert "AU-How: no valid subset value in 2003-2004 for an MSC input" in summary[0]
 
 
 def test_subsets_need_public_drivers(tmp_path: Path) -> None:
