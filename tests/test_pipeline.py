@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from fluxbridge import logs, pipeline
 from fluxbridge.data.canonical import open_canonical
 
@@ -42,3 +44,74 @@ def test_rerun_skips_unchanged_steps(tiny_demo, capsys, monkeypatch):
         assert f"[demo] {step}: inputs unchanged, skipped" in out
     assert (tiny_demo / "forward" / "EC.nc").stat().st_mtime_ns == before
 
+
+def test_profiles_name_their_settings():
+    import yaml
+
+    from fluxbridge.config import find_config
+    from fluxbridge.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="profile='huge': expected one of demo, paper"):
+        pipeline.profile_settings("huge")
+    paper = pipeline.profile_settings("paper")
+    assert paper.folds is None and paper.epochs == 100  # every fold; budget in docs/scaling.md
+    assert find_config(paper.scenario).name == "full.yaml"
+    cfg = yaml.safe_load(find_config(paper.train).read_text())
+    # Upton et al. Table B1: latent 32, lr 0.003, EC batch 10000
+    assert (cfg["latent"], cfg["lr"], cfg["batch_size"]) == (32, 0.003, 10000)
+    assert pipeline.profile_settings("demo").folds == pipeline.DEMO_FOLDS
+
+
+class Killed(Exception):
+    """Stands for the kill of a run between two members."""
+
+
+@pytest.mark.slow
+def test_paper_profile_trains_every_fold_and_resumes_after_a_kill(tmp_path, monkeypatch, capsys):
+    """The paper profile's structure on the tiny world (1 epoch): all its 10 folds per model;
+    a run killed after 3 EC members keeps them, and a third run skips every step."""
+    from fluxbridge.training import run as train_run
+
+    settings = demo_settings(tmp_path)
+    monkeypatch.setattr(pipeline, "PAPER_SCENARIO", TINY_SCENARIO)
+    monkeypatch.setattr(pipeline, "PAPER_EPOCHS", 1)
+    monkeypatch.setattr(pipeline, "PAPER_BRIDGES", settings["DEMO_BRIDGES"])
+    monkeypatch.setattr(pipeline, "PAPER_TRAIN", settings["DEMO_TRAIN"])
+    out = tmp_path / "paper"
+    member = train_run.train_member
+    trained: list[int] = []
+
+    def killed_at_fold_3(setup, fold, bridges):
+        if fold == 3:
+            raise Killed
+        trained.append(fold)
+        member(setup, fold, bridges)
+
+    monkeypatch.setattr(train_run, "train_member", killed_at_fold_3)
+    with pytest.raises(Killed):
+        pipeline.run_demo(None, out, profile="paper")
+    assert trained == [0, 1, 2]
+    ec = out / "train" / "ec"
+    kept = {k: (ec / f"fold_{k}" / "best.ckpt").stat().st_mtime_ns for k in trained}
+
+    monkeypatch.setattr(train_run, "train_member", member)
+    with logs.session():
+        assert pipeline.run_demo(None, out, profile="paper") == 0
+    console = capsys.readouterr().out
+    assert "[demo] train-ec: resuming the interrupted run on the same inputs" in console
+    assert {k: (ec / f"fold_{k}" / "best.ckpt").stat().st_mtime_ns for k in trained} == kept
+    for model in ("ec", "ec-atm"):
+        folds = sorted(p.name for p in (out / "train" / model).glob("fold_*/finished.json"))
+        assert len(folds) == 10, (model, folds)  # the tiny world has the paper's 10 folds
+    report = (out / "report" / "report.md").read_text()
+    assert "Paper-profile run" in report and "all 10 site folds" in report
+    metrics = json.loads((out / "evaluation" / "metrics.json").read_text())
+    assert metrics["models"] == ["EC", "EC-ATM"]
+
+    before = (out / "forward" / "EC.nc").stat().st_mtime_ns
+    with logs.session():
+        assert pipeline.run_demo(None, out, profile="paper") == 0
+    console = capsys.readouterr().out
+    for step in ("twin", "bridges", "train-ec", "train-ec-atm", "forward", "evaluate", "analyze"):
+        assert f"[demo] {step}: inputs unchanged, skipped" in console
+    assert (out / "forward" / "EC.nc").stat().st_mtime_ns == before

@@ -117,6 +117,7 @@ def fetch(
         "out": "output canonical dataset directory",
         "data_dir": "where fetched inputs are (default: data/raw)",
         "allow_implausible": ALLOW,
+        "dask": "build the yearly driver and inversion-member parts on Dask: 'local' or an address",
         "verbose": VERBOSE,
     }
 )
@@ -126,6 +127,7 @@ def prepare(
     out: str,
     data_dir: str = "data/raw",
     allow_implausible: bool = False,
+    dask: str | None = None,
     verbose: bool = False,
 ) -> None:
     """Build the canonical dataset from fetched real products."""
@@ -137,6 +139,7 @@ def prepare(
         out=Path(out),
         data_dir=Path(data_dir),
         allow_implausible=allow_implausible,
+        dask=dask,
     )
 
 
@@ -409,28 +412,40 @@ def analyze(c: Context, config: str, verbose: bool = False) -> None:
 
 @task(
     help={
-        "scenario": "twin-world scenario (default: configs/twin/demo.yaml)",
-        "out": "run directory (default: runs/demo)",
+        "scenario": "twin-world scenario (default: the profile's, configs/twin/demo.yaml "
+        "or configs/twin/full.yaml)",
+        "out": "run directory (default: runs/<profile>)",
+        "profile": "demo (minutes) or paper (0.5°, 2001-2017, all folds, Table B1 budget: hours)",
+        "dask": "run bridges, forward and evaluate on Dask: 'local' or a scheduler address",
         "force": "redo every step even if its inputs did not change",
         "verbose": VERBOSE,
     }
 )
 def demo(
     c: Context,
-    scenario: str = "configs/twin/demo.yaml",
-    out: str = "runs/demo",
+    scenario: str | None = None,
+    out: str | None = None,
+    profile: str = "demo",
+    dask: str | None = None,
     force: bool = False,
     verbose: bool = False,
 ) -> None:
     """Twin world → bridges → EC and EC-ATM → forward → evaluate → report."""
+    from fluxbridge.pipeline import PROFILES
+
+    if profile not in PROFILES:  # before runs/<profile> is made for the log
+        raise Exit(f"error: --profile {profile!r}: expected one of {', '.join(PROFILES)}", code=2)
+    run = Path(out or f"runs/{profile}")
     _run(
         verbose,
         "fluxbridge.pipeline",
         "run_demo",
-        log_dir=Path(out),
-        scenario=find_config(scenario),
-        out=Path(out),
+        log_dir=run,
+        scenario=find_config(scenario) if scenario else None,
+        out=run,
         force=force,
+        profile=profile,
+        dask=dask,
     )
 
 
