@@ -93,9 +93,9 @@ DEMO_SCENARIO = "configs/twin/demo.yaml"
 
 # The paper profile (Upton et al.): the 0.5° 2001–2017 twin, every site fold (None = all
 # the dataset has: 10 in the paper and the twin), the Table B1 training config. Table B1
-# gives no epoch count: 100 epochs ≈ 6 700 steps of 10 000 site-days at 200 towers,
-# several times the ~1 000 Adam steps the uncertainty weights need to balance at
-# lr 0.003; the best validation epoch is kept (docs/scaling.md, "Paper profile").
+# gives no epoch count: 100 epochs ≈ 5 000 steps of 10 000 site-days at 200 towers
+# (estimated), several times the ~1 000 Adam steps the uncertainty weights need to
+# balance at lr 0.003; the best validation epoch is kept (docs/scaling.md, "Paper profile").
 PAPER_SCENARIO = "configs/twin/full.yaml"
 PAPER_FOLDS: int | None = None
 PAPER_EPOCHS = 100
