@@ -115,3 +115,36 @@ def test_paper_profile_trains_every_fold_and_resumes_after_a_kill(tmp_path, monk
     for step in ("twin", "bridges", "train-ec", "train-ec-atm", "forward", "evaluate", "analyze"):
         assert f"[demo] {step}: inputs unchanged, skipped" in console
     assert (out / "forward" / "EC.nc").stat().st_mtime_ns == before
+
+
+@pytest.mark.parametrize("resumable", [True, False])
+def test_a_killed_step_resumes_only_when_resumable_and_inputs_unchanged(tmp_path, resumable):
+    """StepRunner: a step killed midway keeps its outputs for a resumable action on the same
+    inputs; otherwise (not resumable, new inputs, or force) they are removed first."""
+    source = tmp_path / "in.txt"
+    source.write_text("a")
+    out = tmp_path / "out"
+    seen: list[list[str]] = []
+
+    def action(kill: bool) -> None:
+        seen.append(sorted(p.name for p in out.glob("*")))
+        out.mkdir(exist_ok=True)
+        (out / f"part{len(seen)}").write_text("x")
+        if kill:
+            raise Killed
+
+    def step(kill: bool) -> pipeline.Step:
+        return pipeline.Step("s", [source], {}, [out], lambda: action(kill), resumable)
+
+    with pytest.raises(Killed):
+        pipeline.StepRunner(tmp_path, force=False)(step(kill=True))
+    pipeline.StepRunner(tmp_path, force=False)(step(kill=False))
+    assert seen[1] == (["part1"] if resumable else [])
+    pipeline.StepRunner(tmp_path, force=False)(step(kill=False))  # done: skipped
+    assert len(seen) == 2
+    with pytest.raises(Killed):  # killed again, then the inputs change: start afresh
+        pipeline.StepRunner(tmp_path, force=True)(step(kill=True))
+    assert seen[2] == []
+    source.write_text("b")
+    pipeline.StepRunner(tmp_path, force=False)(step(kill=False))
+    assert seen[3] == []
