@@ -223,7 +223,7 @@ def write_budget(residual_nc: Path, path: Path) -> None:
 
 
 def mask_subcells(resolution_deg: float) -> int:
-    """Mask sub-cells per twin cell side: ≤ 1/16° and at most 16 (10° → 16, 0.5° → 8)."""
+    """Mask sub-cells per twin cell side: min(16, ⌈16 × resolution⌉) (10°, 4° → 16; 0.5° → 8)."""
     return max(2, min(16, int(np.ceil(resolution_deg * 16))))
 
 
