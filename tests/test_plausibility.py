@@ -46,7 +46,7 @@ def test_top_down_global_total_bounds(total, ok):
 
 
 def test_all_nan_total_is_refused():
-    with pytest.raises(ImplausibleError, match="not finite"):
+    with pytest.raises(ImplausibleError, match="global NEE has no value"):
         check_global_total("inversion X", float("nan"), TOP_DOWN_BOUNDS_PGC_YR)
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from fluxbridge import logs
 from fluxbridge.config import find_config
+from fluxbridge.data.twin.scenario import load_scenario
 from fluxbridge.errors import ConfigError
 from fluxbridge.outputs import atomic_path, content_hash
 
@@ -176,6 +177,7 @@ def run_demo(
     from fluxbridge.training.run import run_train
 
     scenario = Path(scenario) if scenario is not None else find_config(prof.scenario)
+    load_scenario(scenario)  # a missing or invalid scenario stops here, before `out` exists
     out.mkdir(parents=True, exist_ok=True)
     data = out / "data"
     train_cfg = find_config(prof.train)

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from fluxbridge import logs
-from fluxbridge.errors import FluxbridgeError
+from fluxbridge.data.canonical import CanonicalDataset
+from fluxbridge.errors import FluxbridgeError, SchemaError
+from fluxbridge.schema import DRIVER_NAMES
 
 log = logs.get(__name__)
 
@@ -86,7 +88,7 @@ def check_global_total(
     """Refuse an annual global NEE (PgC yr-1, + = source) outside ``bounds`` or not finite."""
     lo, hi = bounds
     if not np.isfinite(pgc_yr):
-        _fail(f"{what}: global NEE is not finite (every value missing?)", allow)
+        _fail(f"{what}: global NEE has no value (NaN: every value missing?)", allow)
     elif not lo <= pgc_yr <= hi:
         _fail(
             f"{what}: global NEE {pgc_yr:+.4g} PgC/yr outside the plausible {lo:g}..{hi:g} "
@@ -229,3 +231,56 @@ class DriverRange:
                 f"{self.n:,}: {shown}"
             )
         return counts
+
+
+def check_dataset(data: CanonicalDataset, *, top_down: bool, allow: bool = False) -> None:
+    """The canonical dataset's plausibility, before a stage writes anything.
+
+    The towers' drivers within :data:`DRIVER_BOUNDS` and not NaN on every tower-day
+    with NEE; with ``top_down``, the residual sink's and each inversion member's
+    annual global NEE (Σ regions) within :data:`TOP_DOWN_BOUNDS_PGC_YR`, the members of
+    the residual sink's sign.
+    """
+    from fluxbridge.geo.integrate import regional_integral_pgc
+
+    path = data.path("sites")
+    with data.open("sites") as sites:
+        values = {name: sites[name].values for name in DRIVER_NAMES}
+        observed = np.isfinite(sites["nee_obs"].values)
+        for name, limit in (("site_lat", 90.0), ("site_lon", 180.0)):
+            coord = np.asarray(sites[name].values, dtype=np.float64)
+            if coord.size and not (np.abs(coord) <= limit).all():
+                raise SchemaError(
+                    path,
+                    name,
+                    f"values {np.nanmin(coord):g}..{np.nanmax(coord):g} outside "
+                    f"-{limit:g}..{limit:g} (longitudes must be -180..180, not 0..360)",
+                )
+    check_drivers(values, str(path), allow)
+    usable = observed & np.all([np.isfinite(v) for v in values.values()], axis=0)
+    if observed.any() and not usable.any():
+        empty = [name for name, v in values.items() if not np.isfinite(v[observed]).any()]
+        raise FluxbridgeError(
+            f"{path}: every tower-day with NEE has a NaN driver (never finite: "
+            f"{', '.join(empty) or 'none alone'}); nothing is left to train or score"
+        )
+    if not top_down:
+        return
+    sink_path = data.path("residual_sink")
+    with data.open("residual_sink") as sink:
+        residual = float(sink["nee_global"].mean())
+    check_global_total(f"{sink_path}, nee_global", residual, TOP_DOWN_BOUNDS_PGC_YR, allow)
+    grid = data.grid_ds
+    with data.open("inversions") as inv:
+        integral = regional_integral_pgc(
+            inv["nee"], grid["cell_area"], grid["land_fraction"], grid["region_fraction"]
+        )
+    monthly = integral.sum("region", skipna=False)  # Pg per month, + = source
+    annual = monthly.groupby("time.year").sum(skipna=False).mean("year")
+    where, members = data.path("inversions"), data.inversion_members()
+    for member, total in zip(members, annual.transpose("member").values, strict=True):
+        what = f"{where}, member {member}"
+        check_global_total(what, float(total), TOP_DOWN_BOUNDS_PGC_YR, allow)
+        check_same_sign(
+            what, float(total), f"the residual sink of {sink_path.name}", residual, allow
+        )

@@ -5,9 +5,10 @@ import pandas as pd
 import pytest
 import xarray as xr
 
+from fluxbridge.data.canonical import CanonicalDataset
 from fluxbridge.errors import ConfigError, SchemaError
 from fluxbridge.io import open_netcdf
-from fluxbridge.plausibility import ImplausibleError
+from fluxbridge.plausibility import ImplausibleError, check_dataset
 from fluxbridge.training.datamodules import ATMSpec, EpochBatches, FluxDataModule
 from fluxbridge.training.folds import check_no_leakage, split_sites
 
@@ -143,19 +144,21 @@ def _global_annual_pgc(data) -> np.ndarray:
     [
         (lambda nee: -0.5 * nee, r"member invA: global NEE \+.* has the opposite sign"),
         (lambda nee: nee * 1000, r"member invA: global NEE .* outside the plausible -15\.\.5"),
-        (lambda nee: nee * np.nan, r"member invA: global NEE is not finite"),
+        (lambda nee: nee * np.nan, r"member invA: global NEE has no value"),
     ],
     ids=["sign-flipped", "x1000", "all-NaN"],
 )
-def test_implausible_inversions_are_refused(tiny_data, tmp_path, change, message):
+def test_implausible_inversions_are_refused_by_the_dataset_check(
+    tiny_data, tmp_path, change, message
+):
     data = _with_inversions(tiny_data, tmp_path, change)
     totals = _global_annual_pgc(tiny_data)
     assert (totals < -0.5).all() and (totals > -15).all()  # the fixture itself is plausible
-    dm = FluxDataModule(data, held_out=0, atm=ATMSpec("exact"))
     with pytest.raises(ImplausibleError, match=message) as err:
-        dm.setup()
+        check_dataset(CanonicalDataset(data), top_down=True)
     assert "--allow-implausible" in str(err.value)
-    FluxDataModule(data, held_out=0, atm=ATMSpec("exact"), allow_implausible=True).setup()
+    check_dataset(CanonicalDataset(data), top_down=True, allow=True)
+    check_dataset(CanonicalDataset(data), top_down=False)  # EC without bridges: not checked
 
 
 def test_tower_days_left_out_for_nan_drivers_are_logged(tiny_data, tmp_path, caplog):
@@ -173,3 +176,31 @@ def test_tower_days_left_out_for_nan_drivers_are_logged(tiny_data, tmp_path, cap
     with caplog.at_level(logging.WARNING):
         FluxDataModule(data, held_out=0).setup()
     assert f"{expected:,} of {int(observed.sum()):,} tower-days with NEE in sites.nc" in caplog.text
+
+
+def test_towers_with_no_usable_day_are_refused(tiny_data, tmp_path):
+    import shutil
+
+    from fluxbridge.errors import FluxbridgeError
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    ds = xr.load_dataset(data / "sites.nc", engine="h5netcdf")
+    ds["WAI2"][:] = np.nan
+    (data / "sites.nc").unlink()
+    ds.to_netcdf(data / "sites.nc", engine="h5netcdf")
+    with pytest.raises(FluxbridgeError, match=r"sites\.nc: every tower-day .*never finite: WAI2"):
+        check_dataset(CanonicalDataset(data), top_down=False)
+
+
+def test_tower_kelvin_is_refused_by_the_dataset_check(tiny_data, tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    ds = xr.load_dataset(data / "sites.nc", engine="h5netcdf")
+    ds["Tair"] = ds["Tair"] + 273.15
+    (data / "sites.nc").unlink()
+    ds.to_netcdf(data / "sites.nc", engine="h5netcdf")
+    with pytest.raises(ImplausibleError, match=r"sites\.nc, variable 'Tair'.*kelvin"):
+        check_dataset(CanonicalDataset(data), top_down=False)

@@ -248,6 +248,13 @@ class CanonicalDataset:
             raise SchemaError(path, "lat/lon", f"grid differs from {self.path('grid')}")
         return ds
 
+    def inversion_members(self) -> list[str]:
+        """Member names of inversions.nc: its ``member`` coordinate, else "0", "1", ..."""
+        with self.open("inversions") as inv:
+            if "member" in inv.coords:
+                return [str(m) for m in inv["member"].values]
+            return [str(i) for i in range(inv.sizes["member"])]
+
     @cached_property
     def grid_ds(self) -> xr.Dataset:
         return self.open("grid")

@@ -24,7 +24,12 @@ from fluxbridge.inference.members import load_members, model_dirs, run_dataset, 
 from fluxbridge.io import ENGINE
 from fluxbridge.outputs import atomic_path, file_digest, stage_lock
 from fluxbridge.parallel import run_tasks
-from fluxbridge.plausibility import MODEL_BOUNDS_PGC_YR, check_global_total, check_same_sign
+from fluxbridge.plausibility import (
+    MODEL_BOUNDS_PGC_YR,
+    check_dataset,
+    check_global_total,
+    check_same_sign,
+)
 from fluxbridge.schema import GRAMS_PER_PETAGRAM
 from fluxbridge.training.run import ATM_YEARS_FILE
 
@@ -171,6 +176,7 @@ def evaluate_run(
     forward = {m: run / "forward" / f"{m}.nc" for m in models}
     for key in ("sites", "inversions", "reference", "residual_sink"):
         data.open(key).close()  # what is missing or malformed is named before any work
+    check_dataset(data, top_down=True, allow=allow_implausible)
     digest = current_forward(run, data, models, force)
     check_model_totals(data, forward, allow_implausible)
     for path in forward.values():

@@ -140,14 +140,6 @@ def base_setup(run: Path) -> TrainRunConfig:
     return TrainRunConfig.read(directory)
 
 
-def inversion_names(data: CanonicalDataset) -> list[str]:
-    """Member names of inversions.nc, as the training DataModule names them."""
-    inv = data.open("inversions")
-    if "member" in inv.coords:
-        return [str(m) for m in inv["member"].values]
-    return [str(i) for i in range(inv.sizes["member"])]
-
-
 def subset_folds(base: TrainRunConfig, data: CanonicalDataset, max_folds: int | None) -> list[int]:
     """The base model's folds (the first ``max_folds`` of them if given)."""
     if max_folds is not None and not 1 <= max_folds <= len(base.folds):
@@ -253,7 +245,7 @@ def sensitivity_msc(
 ) -> xr.DataArray:
     """msc(source, region, month) in PgC month-1 of subset models, their inversion means, the
     full-ensemble EC-ATM and the full inversion mean, over the months they share."""
-    inv = data.open("inversions")["nee"].assign_coords(member=inversion_names(data))
+    inv = data.open("inversions")["nee"].assign_coords(member=data.inversion_members())
     inversions = integrate_field(inv, data)
     everyone = Subset(tuple(str(m) for m in inversions["member"].values))
     sources: list[tuple[str, Subset, xr.DataArray]] = []  # (name, its inversions, series)
@@ -373,7 +365,7 @@ def run_sensitivity(run: Path, subsets: list[int], seed: int, max_folds: int | N
     check_sizes(subsets)
     base = base_setup(run)
     data = CanonicalDataset(Path(base.data))
-    members = inversion_names(data)
+    members = data.inversion_members()
     folds = subset_folds(base, data, max_folds)
     drawn, skipped = draw_subsets(members, subsets, seed)
     for k in skipped:

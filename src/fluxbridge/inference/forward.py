@@ -178,6 +178,7 @@ def forward_run(
     progress: bool = True,
     inputs: dict[str, str] | None = None,
     allow_implausible: bool = False,
+    replace: bool = False,
 ) -> Path:
     """Run ``members`` over every land cell; write ``out`` with nee(member, time, lat, lon).
 
@@ -190,7 +191,7 @@ def forward_run(
     physical range stop the run before the merge (unless ``allow_implausible``); the
     cell-days outside the towers' range are counted, logged and recorded in the file.
     """
-    if out.exists():
+    if out.exists() and not replace:
         raise FluxbridgeError(f"{out} exists; remove it or use another run directory")
     device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
     drivers = data.open("drivers")
@@ -235,7 +236,12 @@ def forward_run(
             stats,
         )
 
-    run_tasks(one, todo, dask, desc=f"forward {model_name}", unit="year", progress=progress)
+    try:
+        run_tasks(one, todo, dask, desc=f"forward {model_name}", unit="year", progress=progress)
+    except BaseException:
+        if not list(part_dir.glob("*.nc")):  # nothing to resume: no work folder left behind
+            shutil.rmtree(part_dir, ignore_errors=True)
+        raise
 
     outside = _check_drivers(part_dir, plan, allow_implausible)
     _merge_parts(
@@ -247,6 +253,7 @@ def forward_run(
         grid_ds=grid_ds,
         inputs=inputs,
         outside=outside,
+        replace=replace,
     )
     shutil.rmtree(part_dir)
     return out
@@ -277,6 +284,7 @@ def _merge_parts(
     grid_ds: xr.Dataset,
     inputs: dict[str, str] | None,
     outside: dict[str, int],
+    replace: bool,
 ) -> None:
     parts = [part_dir / _part_name(y) for y in plan.years]
     with xr.open_mfdataset(
@@ -324,7 +332,8 @@ def _merge_parts(
             result.attrs[INPUTS_ATTR] = inputs_attr(inputs)
         # cell-days per driver outside the towers' range (plausibility.DriverRange)
         result.attrs[OUTSIDE_ATTR] = json.dumps(outside)
-        write_netcdf(result, out, action=f"forward run of {model_name}")
+        # an output being replaced stays in place until the new one is complete
+        write_netcdf(result, out, action=f"forward run of {model_name}", overwrite=replace)
 
 
 def forward_inputs(run: Path, model: str, dataset_digest: str) -> dict[str, str]:
@@ -380,7 +389,6 @@ def run_forward(
                 except FluxbridgeError:
                     if not force:
                         raise
-                    out.unlink()  # forward's own output, made from other inputs
                     log.info(f"{out}: stale, recomputing")
                 else:
                     log.info(f"{out}: made from the same dataset and members; kept")
@@ -396,6 +404,7 @@ def run_forward(
                 dask=dask,
                 inputs=inputs,
                 allow_implausible=allow_implausible,
+                replace=out.exists(),  # only reached with force: a stale output of forward's
             )
             log.info(f"wrote {out}")
     return 0

@@ -33,11 +33,7 @@ from fluxbridge.errors import ConfigError, SchemaError
 from fluxbridge.geo.integrate import region_land_area_m2, regional_integral_pgc
 from fluxbridge.models.network import BridgeIntegral, BridgeLike, ExactIntegral
 from fluxbridge.plausibility import (
-    TOP_DOWN_BOUNDS_PGC_YR,
     Dropped,
-    check_drivers,
-    check_global_total,
-    check_same_sign,
 )
 from fluxbridge.schema import GRAMS_PER_PETAGRAM
 from fluxbridge.training.folds import SiteSplit, check_no_leakage, split_sites
@@ -163,13 +159,11 @@ class FluxDataModule(pl.LightningDataModule):
         seed: int = 0,
         num_workers: int = 0,
         atm: ATMSpec | None = None,
-        allow_implausible: bool = False,
     ) -> None:
         super().__init__()
         self.data, self.held_out = Path(data), held_out
         self.batch_size, self.seed, self.num_workers = batch_size, seed, num_workers
         self.atm = atm
-        self.allow_implausible = allow_implausible
         self._ready = False
 
     # -- loading ---------------------------------------------------------------------
@@ -187,7 +181,6 @@ class FluxDataModule(pl.LightningDataModule):
         sites = canonical.open("sites")
         x = np.stack([sites[n].values for n in DRIVER_NAMES], axis=-1)  # (site, time, driver)
         y = sites["nee_obs"].values
-        check_drivers({n: sites[n].values for n in DRIVER_NAMES}, str(path), self.allow_implausible)
         valid = np.isfinite(y) & np.isfinite(x).all(axis=-1)
         observed = int(np.isfinite(y).sum())
         Dropped(
@@ -242,7 +235,6 @@ class FluxDataModule(pl.LightningDataModule):
         # (region, cell) Pg m2 g-1 over every land cell of drivers.nc
         self.area_weight = torch.tensor(weight[:, ilat, ilon] / GRAMS_PER_PETAGRAM)
         self._targets = self._inversion_targets(canonical, grid, region_fraction, atm.inversions)
-        self._check_totals(canonical)
         self.years = self._common_years()
         if len(self.years) <= atm.val_years:
             raise ConfigError(
@@ -273,11 +265,7 @@ class FluxDataModule(pl.LightningDataModule):
     ) -> xr.DataArray:
         inv = canonical.open("inversions")
         nee = inv["nee"]
-        names = (
-            [str(m) for m in inv["member"].values]
-            if "member" in inv.coords
-            else [str(i) for i in range(inv.sizes["member"])]
-        )
+        names = canonical.inversion_members()
         nee = nee.assign_coords(member=names)
         if subset is not None:
             missing = [m for m in subset if m not in names]
@@ -291,26 +279,6 @@ class FluxDataModule(pl.LightningDataModule):
             nee, grid["cell_area"], grid["land_fraction"], region_fraction
         )
         return integral.transpose("member", "region", "time")
-
-    def _check_totals(self, canonical: CanonicalDataset) -> None:
-        """Each member's global NEE within the top-down bounds and of the residual sink's sign."""
-        monthly = self._targets.sum("region", skipna=False)  # Pg per month, + = source
-        annual = monthly.groupby("time.year").sum(skipna=False).mean("year").values
-        with canonical.open("residual_sink") as sink:
-            residual = float(sink["nee_global"].mean())
-        where = canonical.path("inversions")
-        sink_name = f"the residual sink of {canonical.path('residual_sink').name}"
-        allow = self.allow_implausible
-        for member, total in zip(self._targets["member"].values, annual, strict=True):
-            what = f"{where}, member {member!s}"
-            check_global_total(what, float(total), TOP_DOWN_BOUNDS_PGC_YR, allow)
-            check_same_sign(
-                what,
-                float(total),
-                sink_name,
-                residual,
-                allow,
-            )
 
     def _common_years(self) -> list[int]:
         days = pd.DatetimeIndex(self._drivers["time"].values)

@@ -27,7 +27,9 @@ import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.accelerators import AcceleratorRegistry
 from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.strategies import StrategyRegistry
 from pytorch_lightning.utilities import rank_zero_only
 
 from fluxbridge import logs
@@ -46,6 +48,7 @@ from fluxbridge.outputs import (
     stage_lock,
     tree_digest,
 )
+from fluxbridge.plausibility import check_dataset
 from fluxbridge.training.callbacks import ACTIONS, BridgeDecoupling, EpochLog
 from fluxbridge.training.checkpoint import (
     FINISHED_FILE,
@@ -128,6 +131,9 @@ def run_train(
         cfg = replace(cfg, max_epochs=max_epochs)  # checked like the config's
     if num_nodes < 1:
         raise ConfigError(f"num_nodes={num_nodes} must be >= 1")
+    accelerators = ("auto", "gpu", *sorted(AcceleratorRegistry.available_accelerators()))
+    check_choice("accelerator", accelerator, accelerators)
+    check_choice("strategy", strategy, ("auto", *StrategyRegistry.available_strategies()))
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise ConfigError(
             f"accelerator={accelerator!r}: no CUDA device on this machine; use 'cpu' or 'auto'"
@@ -149,6 +155,18 @@ def run_train(
             f"{bridges_path} not found: integral='bridge' needs the bridge models; run "
             f"`invoke bridges --data {data} --run {run}` first (or use --integral exact)"
         )
+    # EC-ATM trains on the inversions, and EC is scored on them when bridges exist
+    if inversions is not None:
+        available = canonical.inversion_members()
+        unknown = [m for m in inversions if m not in available]
+        if unknown or not inversions:
+            raise ConfigError(
+                f"inversions={inversions}: unknown member(s) {unknown} in "
+                f"{canonical.path('inversions')}; available: {available}"
+            )
+    check_dataset(
+        canonical, top_down=model == "ec-atm" or bridges is not None, allow=allow_implausible
+    )
     out = run / "train" / model_dir_name(model, integral, inversions)
     # DDP ranks are one training: only rank 0 takes the lock
     with stage_lock(run, f"train-{out.name}") if rank_zero_only.rank == 0 else nullcontext():
@@ -201,7 +219,6 @@ def run_train(
             },
             resume=resume,
             inputs=inputs,
-            allow_implausible=allow_implausible,
         )
         for k in fold_ids:
             finished = out / f"fold_{k}" / FINISHED_FILE
@@ -238,7 +255,6 @@ class MemberSetup:
     trainer_kwargs: dict[str, Any]
     resume: bool
     inputs: dict[str, str]
-    allow_implausible: bool = False
 
     def atm_spec(self, bridges: BridgeLike | None) -> ATMSpec | None:
         """EC-ATM trains on the inversions; EC only scores them when it can."""
@@ -274,7 +290,6 @@ def train_member(setup: MemberSetup, fold: int, bridges: BridgeLike | None) -> N
         seed=cfg.seed,
         num_workers=cfg.num_workers,
         atm=spec,
-        allow_implausible=setup.allow_implausible,
     )
     dm.setup("fit")
     net = initial_network(cfg, fold)
