@@ -182,22 +182,45 @@ def copy_inputs(inputs: Path, tmp_path: Path) -> Path:
     return world.write_config(tmp_path / "prepare.yaml", tmp_path / "manifest.yaml")
 
 
-def test_resume_after_interruption_gives_the_same_result(
-    tmp_path: Path, inputs: Path, prepared: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+REAL_YEAR_PART = drivers_module.year_part
+
+
+def _counting_year_parts(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record the years whose driver part is built from now on."""
+    calls: list[int] = []
+
+    def counting(path, mapping, year, *args):
+        calls.append(year)
+        return REAL_YEAR_PART(path, mapping, year, *args)
+
+    monkeypatch.setattr(drivers_module, "year_part", counting)
+    return calls
+
+
+def _interrupted_in_the_second_year(
+    inputs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Path, list[int]]:
+    """A prepare of the copied world that fails while building the second year's drivers."""
     config = copy_inputs(inputs, tmp_path)
-    real = drivers_module.year_part
     calls: list[int] = []
 
     def failing(path, mapping, year, *args):
         calls.append(year)
         if year == world.YEARS[1]:
             raise RuntimeError("killed")
-        return real(path, mapping, year, *args)
+        return REAL_YEAR_PART(path, mapping, year, *args)
 
     monkeypatch.setattr(drivers_module, "year_part", failing)
     with pytest.raises(RuntimeError, match="killed"):
         run_prepare(config, tmp_path / "out", tmp_path / "raw")
+    return config, calls
+
+
+def test_resume_after_interruption_gives_the_same_result(
+    tmp_path: Path, inputs: Path, prepared: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config, calls = _interrupted_in_the_second_year(inputs, tmp_path, monkeypatch)
+    assert calls == list(world.YEARS)
     assert not (tmp_path / "out").exists()
     assert (tmp_path / ".out.prepare/parts" / f"drivers_{world.YEARS[0]}.nc").exists()
     # what a kill -9 during a write leaves: a temporary file of a process that is gone
@@ -209,8 +232,7 @@ def test_resume_after_interruption_gives_the_same_result(
     ).stdout.strip()
     leftover = tmp_path / f".out.prepare/dataset/.sites.nc.tmp-{dead}"
     leftover.write_bytes(b"half a file")
-    calls.clear()
-    monkeypatch.setattr(drivers_module, "year_part", lambda *a: (calls.append(a[2]), real(*a))[1])
+    calls = _counting_year_parts(monkeypatch)
     run_prepare(config, tmp_path / "out", tmp_path / "raw")
     assert calls == [world.YEARS[1]]  # the first block was reused
     assert not list((tmp_path / "out").glob(".*.tmp-*"))  # the killed writer's file is gone
@@ -340,21 +362,10 @@ def test_fire_gap_error_or_climatology_fill_is_logged(
 def test_a_damaged_part_is_rebuilt_not_failed_on_every_rerun(
     tmp_path: Path, inputs: Path, prepared: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    config = copy_inputs(inputs, tmp_path)
-    real = drivers_module.year_part
-
-    def failing(path, mapping, year, *args):
-        if year == world.YEARS[1]:
-            raise RuntimeError("killed")
-        return real(path, mapping, year, *args)
-
-    monkeypatch.setattr(drivers_module, "year_part", failing)
-    with pytest.raises(RuntimeError, match="killed"):
-        run_prepare(config, tmp_path / "out", tmp_path / "raw")
+    config, _ = _interrupted_in_the_second_year(inputs, tmp_path, monkeypatch)
     part = tmp_path / ".out.prepare/parts" / f"drivers_{world.YEARS[0]}.nc"
     part.write_bytes(part.read_bytes()[:100])  # damaged on disk
-    calls: list[int] = []
-    monkeypatch.setattr(drivers_module, "year_part", lambda *a: (calls.append(a[2]), real(*a))[1])
+    calls = _counting_year_parts(monkeypatch)
     run_prepare(config, tmp_path / "out", tmp_path / "raw")
     assert calls == list(world.YEARS)
     a = xr.open_dataset(tmp_path / "out" / "drivers.nc", engine="h5netcdf")
