@@ -85,3 +85,16 @@ def test_a_malformed_address_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"--dask nope://x: not a scheduler address"):
         with dask_client("nope://x", timeout_s=2.0):
             pass
+
+
+def test_a_failed_client_does_not_become_the_process_default():
+    """A bad --dask once left a broken default client behind, and every later NetCDF write
+    in the process (xarray takes a distributed lock then) failed with its address."""
+    from distributed import default_client
+
+    from fluxbridge.parallel import dask_client
+
+    with pytest.raises(FluxbridgeError), dask_client("nope://127.0.0.1:1"):
+        pass
+    with pytest.raises(ValueError, match="No clients found"):
+        default_client()

@@ -67,7 +67,9 @@ def dask_client(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> Iterator[
         address = cluster.scheduler_address
     try:
         try:
-            client = Client(address, timeout=f"{timeout_s}s")
+            # not the process-wide default: a client that failed to connect would stay the
+            # default, and xarray's file locks would then try to reach its scheduler
+            client = Client(address, timeout=f"{timeout_s}s", set_as_default=False)
         except ValueError as err:  # not an address at all (an unknown scheme, no port ...)
             raise ConfigError(
                 f"--dask {address}: not a scheduler address ({err}); expected 'local' or "
