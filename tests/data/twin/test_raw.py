@@ -112,6 +112,41 @@ def test_site_drivers_are_the_cells_not_the_twins_tower_noise(worlds: dict[str, 
         np.testing.assert_array_equal(prep[name].values, expected, err_msg=name)
 
 
+def test_fluxnet_meteorology_is_the_towers_own(worlds: dict[str, Path]) -> None:
+    """TA_F holds the tower's own Tair (the twin's tower noise on its cell's), SW_IN_F and P_F
+    the weather of the tower's cell: read back by the FLUXNET reader, they equal the twin's
+    tower Tair (CSV precision) and the ERA5 files at the tower's cell read by the public
+    reader (float32: ≤ 6e-8 relative; CSV: 5e-7 W m-2 = 4e-8 MJ m-2 d-1, 5e-7 mm d-1)."""
+    from fluxbridge.data.fluxnet import read_site_file
+    from fluxbridge.data.prepare.mappings import Era5Mapping
+    from fluxbridge.data.public.era5 import era5_daily
+    from fluxbridge.geo.grid import Grid
+
+    sites, drivers = _open(worlds["twin"], "sites.nc"), _open(worlds["twin"], "drivers.nc")
+    days = pd.DatetimeIndex(sites["time"].values)
+    cells = sites["site_cell"].values
+    layout = shipped_mapping(Era5Mapping, "era5_daily_statistics")
+    paths = sorted((worlds["raw"] / "era5").glob("era5_daily_mean_*"))
+    at = (drivers["cell_ilat"].values[cells], drivers["cell_ilon"].values[cells])
+    era5 = era5_daily(paths, layout.read, days, Grid.global_regular(10.0), at)
+    noise = []
+    for k, twin_id in enumerate(sites["site"].values):
+        site = raw_site_id(str(twin_id))
+        (path,) = (worlds["raw"] / "fluxnet").glob(f"FLX_{site}_FLUXNET2015_FULLSET_DD_*.csv")
+        table = read_site_file(path).reindex(days)
+        tower_tair = sites["Tair"].values[k].astype(np.float64)
+        assert np.abs(table["tair"].to_numpy() - tower_tair).max() <= CSV_ABS_TOL, site
+        np.testing.assert_allclose(
+            table["sw_in"].to_numpy(), era5["rg"].values[:, k], rtol=1e-6, atol=1e-5
+        )
+        np.testing.assert_allclose(
+            table["precip"].to_numpy(), era5["precip"].values[:, k], rtol=1e-6, atol=1e-5
+        )
+        noise.append(np.abs(tower_tair - drivers["Tair"].values[:, cells[k]]).max())
+    # The twin's tower Tair is not its cell's (tiny: driver_noise 0.05 of Tair's spread).
+    assert min(noise) > 0.1
+
+
 def _regional(nee: np.ndarray, grid: xr.Dataset, months: pd.DatetimeIndex) -> np.ndarray:
     """(…, region, month) PgC month-1 with the twin's own region shares."""
     area = grid["cell_area"].values * grid["land_fraction"].values

@@ -3,7 +3,8 @@
 ``write_raw(scn, geo, canonical, root)`` turns a twin canonical dataset (``canonical``)
 into the provider layouts of ``configs/prepare/mappings`` under ``root``:
 
-* ``fluxnet/``: FLUXNET2015 FULLSET DD CSVs and ``site_info.csv`` (towers);
+* ``fluxnet/``: FLUXNET2015 FULLSET DD CSVs and ``site_info.csv`` (towers: NEE, the
+  tower's own Tair with its driver noise, radiation and rain of its cell's weather);
 * ``fluxcom/drivers/``: the FLUXCOM RS+METEO driver layout (``static.nc``,
   ``drivers_<year>.nc``), the 10 drivers as they are (Tair in K as float64: lossless);
 * ``fluxcom/nee/``: the FLUXCOM NEE reference, one file per year;
@@ -28,14 +29,14 @@ import xarray as xr
 import yaml
 
 from fluxbridge.data.canonical import DRIVERS
-from fluxbridge.data.fluxnet import MISSING
+from fluxbridge.data.fluxnet import MISSING, W_TO_MJ_PER_DAY
 from fluxbridge.data.prepare.mappings import DriverSet
 from fluxbridge.errors import ConfigError
 from fluxbridge.io import atomic_path, write_netcdf
 
 from . import raw_products
 from .geography import Geography
-from .raw_era5 import ERA5_DIR, write_era5
+from .raw_era5 import ERA5_DIR, twin_weather, write_era5
 from .raw_products import MAPPINGS, shipped_mapping
 from .scenario import Scenario
 
@@ -58,8 +59,9 @@ def raw_site_id(twin_id: str) -> str:
 def write_raw(scn: Scenario, geo: Geography, canonical: Path, root: Path) -> None:
     """Write every raw product of the twin dataset ``canonical`` into ``root``."""
     grid_ds = xr.open_dataset(canonical / "grid.nc", engine="h5netcdf").load()
+    weather = twin_weather(scn, geo)
     write_drivers(canonical / "drivers.nc", grid_ds, root / DRIVERS_DIR)
-    write_sites(canonical / "sites.nc", root / FLUXNET_DIR, root / "twin_folds.csv")
+    write_sites(canonical / "sites.nc", weather, root / FLUXNET_DIR, root / "twin_folds.csv")
     raw_products.write_reference(canonical / "reference.nc", root / REFERENCE_DIR)
     fire = raw_products.synthetic_fire(grid_ds, scn.seed, canonical / "inversions.nc")
     members = raw_products.write_inversions(
@@ -68,7 +70,7 @@ def write_raw(scn: Scenario, geo: Geography, canonical: Path, root: Path) -> Non
     raw_products.write_fire(fire, grid_ds, root / "gfas")
     raw_products.write_budget(canonical / "residual_sink.nc", root / raw_products.BUDGET_FILE)
     raw_products.write_region_mask(geo, root / raw_products.MASK_FILE)
-    write_era5(scn, geo, root / ERA5_DIR)
+    write_era5(scn, geo, root / ERA5_DIR, weather)
     write_manifest(root)
     write_prepare_config(scn, members, root / "prepare.yaml")
     write_checksums(root)
@@ -133,17 +135,29 @@ def write_drivers(drivers_nc: Path, grid_ds: xr.Dataset, folder: Path) -> None:
 # ---------------------------------------------------------------- towers
 
 
-def write_sites(sites_nc: Path, folder: Path, folds_csv: Path) -> None:
+def write_sites(
+    sites_nc: Path, weather: dict[str, np.ndarray], folder: Path, folds_csv: Path
+) -> None:
     """FLUXNET2015 FULLSET DD CSV per tower over the scenario's years, site_info.csv, folds.
 
     NEE_VUT_REF is the twin's observed NEE (gC m-2 d-1, + = source), NEE_VUT_REF_QC 1
-    where observed, TA_F the twin's tower Tair (degC) on every day; SW_IN_F, VPD_F and
-    P_F are -9999 (the twin's canonical dataset has no tower radiation or rain).
+    where observed, TA_F the tower's own Tair of sites.nc (degC, the cell's plus the
+    tower's driver noise) on every day. SW_IN_F (W m-2, daily mean) and P_F (mm d-1) are
+    the twin's daily weather (``weather``: (day, cell) ``rg`` MJ m-2 d-1, ``rain`` mm d-1)
+    at the tower's cell: the twin adds no tower noise to them. VPD_F is -9999 (the twin
+    has no humidity).
     """
     folder.mkdir(parents=True)
     with xr.open_dataset(sites_nc, engine="h5netcdf") as ds:
         ds = ds.load()
     days = pd.DatetimeIndex(ds["time"].values)
+    if weather["rg"].shape[0] != days.size:
+        raise ConfigError(
+            f"{sites_nc}: {days.size} days, the twin's weather {weather['rg'].shape[0]}"
+        )
+    cells = ds["site_cell"].values
+    sw_in = weather["rg"][:, cells].T.astype(np.float64) / W_TO_MJ_PER_DAY  # (site, day)
+    rain = weather["rain"][:, cells].T.astype(np.float64)
     span = f"{days[0].year}-{days[-1].year}"
     ids = [raw_site_id(str(s)) for s in ds["site"].values]
     stamp = days.strftime("%Y%m%d")
@@ -155,9 +169,9 @@ def write_sites(sites_nc: Path, folder: Path, folds_csv: Path) -> None:
                 "NEE_VUT_REF": nee,
                 "NEE_VUT_REF_QC": np.where(np.isnan(nee), np.nan, 1.0),
                 "TA_F": ds["Tair"].values[k].astype(np.float64),
-                "SW_IN_F": np.nan,
+                "SW_IN_F": sw_in[k],
                 "VPD_F": np.nan,
-                "P_F": np.nan,
+                "P_F": rain[k],
             }
         )
         name = f"FLX_{site}_FLUXNET2015_FULLSET_DD_{span}_1-4.csv"

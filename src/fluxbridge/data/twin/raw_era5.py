@@ -60,11 +60,17 @@ def twin_weather(scn: Scenario, geo: Geography) -> dict[str, np.ndarray]:
     return out
 
 
-def write_era5(scn: Scenario, geo: Geography, folder: Path) -> None:
-    """ERA5 daily-statistics files, one a year, and the land-sea mask (see the module doc)."""
+def write_era5(
+    scn: Scenario, geo: Geography, folder: Path, weather: dict[str, np.ndarray] | None = None
+) -> None:
+    """ERA5 daily-statistics files, one a year, and the land-sea mask (see the module doc).
+
+    ``weather``: :func:`twin_weather` of ``scn`` and ``geo`` when the caller has it already.
+    """
     layout: Era5Mapping = shipped_mapping(Era5Mapping, "era5_daily_statistics")
     read = layout.read
-    weather = twin_weather(scn, geo)
+    if weather is None:
+        weather = twin_weather(scn, geo)
     days = pd.date_range(f"{scn.years[0]}-01-01", f"{scn.years[1]}-12-31", freq="D")
     grid = geo.grid
     lat_desc = grid.lat[::-1]
