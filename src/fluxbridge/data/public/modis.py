@@ -39,6 +39,7 @@ import numpy as np
 import xarray as xr
 
 from fluxbridge.data.public.modis_io import Granule, bits, decode, open_granule, row_blocks
+from fluxbridge.data.public.modis_landcover import PFTS, LandCover, PftPairs
 from fluxbridge.data.public.modis_regrid import Aggregator, CellMeans, aggregator_for
 from fluxbridge.errors import ConfigError, SchemaError
 from fluxbridge.geo.grid import Grid
@@ -292,13 +293,61 @@ def _index_files(
     return by_date
 
 
+@dataclass(frozen=True)
+class PerPft:
+    """Per-PFT means: the MCD12C1 file and the (PFT, land cell) pairs to return."""
+
+    landcover: Path
+    pairs: PftPairs
+
+
+class _PftSums:
+    """Per-PFT running sums of one composite: PFT-weighted values and each PFT's area."""
+
+    def __init__(self, grid: Grid, outputs: Sequence[str], pairs: PftPairs) -> None:
+        self.pfts = sorted({int(p) for p in pairs.pft})
+        self.area = {p: CellMeans(grid) for p in self.pfts}
+        self.sums = {v: {p: CellMeans(grid) for p in self.pfts} for v in outputs}
+        self.pairs = pairs
+
+    def add(self, agg: Aggregator, fields: dict[str, np.ndarray], rows: slice, w: np.ndarray):
+        for p in self.pfts:
+            if not (w[p] > 0).any():
+                continue  # no pixel of this PFT in the block
+            agg.add(self.area[p], np.zeros(w[p].shape), rows, weight=w[p])
+            for name, values in fields.items():
+                agg.add(self.sums[name][p], values, rows, weight=w[p])
+
+    def means(self, name: str, all_cover: np.ndarray, min_coverage: float) -> np.ndarray:
+        """(n_pairs,) float32: the PFT's mean where its valid pixels cover ≥ ``min_coverage``
+        of its area in the cell, else the all-cover cell mean ``all_cover`` (lat, lon)."""
+        pairs = self.pairs
+        out = all_cover[pairs.ilat, pairs.ilon].astype(np.float32)
+        for p in self.pfts:
+            sel = np.flatnonzero(pairs.pft == p)
+            i, j = pairs.ilat[sel], pairs.ilon[sel]
+            acc, area = self.sums[name][p], self.area[p].coverage[i, j]
+            cov = acc.coverage[i, j]
+            ok = (cov > 0) & (cov >= min_coverage * area)
+            out[sel[ok]] = acc.weighted_sum[i, j][ok] / cov[ok]
+        return out
+
+
 def product_composites(
-    paths: Sequence[Path], product: Product, grid: Grid, days: Sequence[dt.date], q: ModisQuality
+    paths: Sequence[Path],
+    product: Product,
+    grid: Grid,
+    days: Sequence[dt.date],
+    q: ModisQuality,
+    per_pft: PerPft | None = None,
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Canonical-grid composites of ``product`` needed for ``days``, and each day's index.
 
     Returns ({output: (n_composites, nlat, nlon) float32}, day → composite index,
-    −1 for none). Only composites some day takes are read, one at a time.
+    −1 for none). Only composites some day takes are read, one at a time. With
+    ``per_pft`` the stacks are (n_composites, n_pairs): per (PFT, cell) pair the
+    mean over the MODIS pixels weighted by area and by the PFT's share of the
+    MCD12C1 pixel holding each pixel's centre (:class:`_PftSums`).
     """
     by_date = _index_files(paths, product, q)
     dates = sorted(by_date)
@@ -306,26 +355,45 @@ def product_composites(
     used = sorted({int(i) for i in index if i >= 0})
     remap = np.full(len(dates) + 1, -1, dtype=np.int64)
     remap[used] = np.arange(len(used))
-    stacks = {v: np.full((len(used), *grid.shape), np.nan, np.float32) for v in product.outputs}
+    field_shape = grid.shape if per_pft is None else (per_pft.pairs.size,)
+    stacks = {v: np.full((len(used), *field_shape), np.nan, np.float32) for v in product.outputs}
     aggregators: dict[object, Aggregator] = {}
-    for k, i in enumerate(used):
-        sums = {v: CellMeans(grid) for v in product.outputs}
-        for entry in by_date[dates[i]]:
-            g = open_granule(entry.path)
-            try:
-                if g.georef not in aggregators:
-                    aggregators[g.georef] = aggregator_for(g.georef, grid)
-                agg = aggregators[g.georef]
-                for rows in row_blocks(g.georef.ny, _ROWS_PER_BLOCK):
-                    for name, values in product.fields(g, rows, entry.time_index, q).items():
-                        agg.add(sums[name], values, rows)
-            finally:
-                g.close()
-        for name, acc in sums.items():
-            stacks[name][k] = acc.mean(q.min_coverage)
-        log.info(
-            "%s %s: composite read (%d file(s))", product.name, dates[i], len(by_date[dates[i]])
-        )
+    landcover = None if per_pft is None else LandCover(per_pft.landcover)
+    try:
+        for k, i in enumerate(used):
+            sums = {v: CellMeans(grid) for v in product.outputs}
+            pft_sums = None if per_pft is None else _PftSums(grid, product.outputs, per_pft.pairs)
+            for entry in by_date[dates[i]]:
+                g = open_granule(entry.path)
+                try:
+                    if g.georef not in aggregators:
+                        aggregators[g.georef] = aggregator_for(g.georef, grid)
+                    agg = aggregators[g.georef]
+                    for rows in row_blocks(g.georef.ny, _ROWS_PER_BLOCK):
+                        fields = product.fields(g, rows, entry.time_index, q)
+                        for name, values in fields.items():
+                            agg.add(sums[name], values, rows)
+                        if pft_sums is not None and landcover is not None:
+                            weights = landcover.weights_at(*agg.centres(rows))
+                            pft_sums.add(agg, fields, rows, weights)
+                finally:
+                    g.close()
+            for name, acc in sums.items():
+                cell_mean = acc.mean(q.min_coverage)
+                stacks[name][k] = (
+                    cell_mean
+                    if pft_sums is None
+                    else pft_sums.means(name, cell_mean, q.min_coverage)
+                )
+            log.info(
+                "%s %s: composite read (%d file(s))",
+                product.name,
+                dates[i],
+                len(by_date[dates[i]]),
+            )
+    finally:
+        if landcover is not None:
+            landcover.close()
     return stacks, np.where(index >= 0, remap[np.clip(index, 0, None)], -1)
 
 
@@ -337,7 +405,11 @@ def _daily(stack: np.ndarray, index: np.ndarray) -> da.Array:
 
 
 def modis_daily(
-    files: ModisFiles, grid: Grid, year: int, quality: ModisQuality | None = None
+    files: ModisFiles,
+    grid: Grid,
+    year: int,
+    quality: ModisQuality | None = None,
+    per_pft: PerPft | None = None,
 ) -> xr.Dataset:
     """Daily EVI, NDVI, NDWI, Band4 (1), LST_Day, LST_Night (K) and FPAR (1) for ``year``.
 
@@ -349,9 +421,14 @@ def modis_daily(
     year : calendar year; the result has one time step per day (00:00).
     quality : screening and aggregation settings (default :class:`ModisQuality`).
 
+    per_pft : per-PFT means (MCD12C1 file and (PFT, cell) pairs): the variables are
+        then (time, pair), a PFT without enough valid pixels in a cell taking the
+        all-cover cell mean (docs/modis.md "Per-PFT fields").
+
     Returns
     -------
-    Dataset (time, lat, lon) of float32 dask arrays, NaN where no valid data.
+    Dataset (time, lat, lon) — or (time, pair) — of float32 dask arrays, NaN where no
+    valid data.
     """
     q = quality or ModisQuality()
     for name in ("nbar", "lst", "fpar"):
@@ -362,10 +439,18 @@ def modis_daily(
         for i in range((dt.date(year + 1, 1, 1) - dt.date(year, 1, 1)).days)
     ]
     time = np.asarray(days, dtype="datetime64[ns]")
-    coords = {"time": ("time", time), **grid.coords()}
+    coords: dict[str, object] = {"time": ("time", time)}
+    dims: tuple[str, ...] = ("time", "lat", "lon")
+    if per_pft is None:
+        coords.update(grid.coords())
+    else:
+        pairs = per_pft.pairs
+        dims = ("time", "pair")
+        coords["pair_pft"] = ("pair", np.array(PFTS, dtype=object)[pairs.pft])
+        coords["pair_cell"] = ("pair", pairs.cell)
     variables: dict[str, xr.DataArray] = {}
     for product, paths in ((NBAR, files.nbar), (LST, files.lst), (FPAR, files.fpar)):
-        stacks, index = product_composites(paths, product, grid, days, q)
+        stacks, index = product_composites(paths, product, grid, days, q, per_pft)
         if (index < 0).all():
             log.warning(
                 "%s: no file covers any day of %d; its variables are all NaN", product.name, year
@@ -374,7 +459,7 @@ def modis_daily(
             units, long_name = VARIABLES[name]
             variables[name] = xr.DataArray(
                 _daily(stack, index),
-                dims=("time", "lat", "lon"),
+                dims=dims,
                 coords=coords,
                 attrs={"units": units, "long_name": long_name, "source_product": product.name},
             )

@@ -90,6 +90,8 @@ class Granule(Protocol):
 
     def attrs(self, name: str) -> dict[str, object]: ...
 
+    def shape(self, name: str) -> tuple[int, ...]: ...
+
     def read(self, name: str, rows: slice, time_index: int = 0) -> np.ndarray: ...
 
     def close(self) -> None: ...
@@ -225,17 +227,21 @@ class Hdf4Granule:
         self._check(name)
         return dict(self._sd.select(name).attributes())
 
-    def read(self, name: str, rows: slice, time_index: int = 0) -> np.ndarray:
+    def shape(self, name: str) -> tuple[int, ...]:
         self._check(name)
-        sds = self._sd.select(name)
-        shape = tuple(sds.info()[2]) if isinstance(sds.info()[2], list) else (sds.info()[2],)
-        if shape != (self.georef.ny, self.georef.nx):
+        dims = self._sd.select(name).info()[2]
+        return tuple(dims) if isinstance(dims, list) else (dims,)
+
+    def read(self, name: str, rows: slice, time_index: int = 0) -> np.ndarray:
+        """Rows of an SDS; trailing dimensions (MCD12C1's 17 class layers) come whole."""
+        shape = self.shape(name)
+        if shape[:2] != (self.georef.ny, self.georef.nx):
             raise SchemaError(
                 self.path,
                 name,
                 f"shape {shape} differs from the grid's {(self.georef.ny, self.georef.nx)}",
             )
-        return np.asarray(sds[rows.start : rows.stop, :])
+        return np.asarray(self._sd.select(name)[rows.start : rows.stop])
 
     def _check(self, name: str) -> None:
         if name not in self._names:
@@ -322,6 +328,10 @@ class NetcdfGranule:
         attrs = dict(self._ds[name].attrs)
         attrs.update({k: v for k, v in self._ds[name].encoding.items() if k == "_FillValue"})
         return attrs
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        self._check(name)
+        return tuple(self._ds[name].shape)
 
     def read(self, name: str, rows: slice, time_index: int = 0) -> np.ndarray:
         self._check(name)

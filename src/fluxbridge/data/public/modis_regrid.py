@@ -61,16 +61,32 @@ class LatLonAggregator:
         lon_edges = georef.lon_edges()
         # the products' own edges can overshoot ±90/±180 by rounding of packed degrees
         src = Grid(np.clip(asc, -90.0, 90.0), np.clip(lon_edges, -180.0, 180.0))
+        self.georef = georef
         lat, self.lon = overlap_fractions(src, dst)
         self.lat = sp.csc_matrix(lat[:, ::-1] if north_up else lat)  # columns in file order
 
-    def add(self, acc: CellMeans, values: np.ndarray, rows: slice) -> None:
-        """Add a block of source rows (file order) of ``values`` (NaN = invalid) to ``acc``."""
-        valid = ~np.isnan(values)
+    def add(
+        self, acc: CellMeans, values: np.ndarray, rows: slice, weight: np.ndarray | None = None
+    ) -> None:
+        """Add a block of source rows (file order) of ``values`` (NaN = invalid) to ``acc``.
+
+        ``weight`` (same shape, 0..1, NaN = unknown): each source cell counts with
+        its overlap area times this share (a PFT's share of the pixel, per-PFT means).
+        """
+        w = _weights(values, weight)
         lat = self.lat[:, rows]
         acc.add(
-            apply_overlap(np.where(valid, values, 0.0), lat, self.lon),
-            apply_overlap(valid.astype(np.float64), lat, self.lon),
+            apply_overlap(np.where(w > 0, values, 0.0) * w, lat, self.lon),
+            apply_overlap(w, lat, self.lon),
+        )
+
+    def centres(self, rows: slice) -> tuple[np.ndarray, np.ndarray]:
+        """(lat, lon) in degrees of the source cell centres of ``rows``, each (rows, nx)."""
+        g = self.georef
+        lat = g.lat0 + g.dlat * (np.arange(rows.start, rows.stop) + 0.5)
+        lon = g.lon0 + g.dlon * (np.arange(g.nx) + 0.5)
+        return np.broadcast_to(lat[:, None], (lat.size, lon.size)), np.broadcast_to(
+            lon[None, :], (lat.size, lon.size)
         )
 
 
@@ -87,8 +103,9 @@ class SinusoidalAggregator:
         )
         self.pixel_fraction = (georef.dx * georef.dy) / areas.ravel()
 
-    def cell_index(self, rows: slice) -> np.ndarray:
-        """Flat destination index of each pixel centre in ``rows`` (−1 outside ``dst``)."""
+    def centres(self, rows: slice) -> tuple[np.ndarray, np.ndarray]:
+        """(lat, lon) in degrees of the pixel centres of ``rows``, each (rows, nx); lon NaN/inf
+        off the projection's valid area."""
         g = self.georef
         i = np.arange(rows.start, rows.stop, dtype=np.float64)
         j = np.arange(g.nx, dtype=np.float64)
@@ -98,24 +115,41 @@ class SinusoidalAggregator:
         coslat = np.cos(np.deg2rad(lat))
         with np.errstate(divide="ignore", invalid="ignore"):
             lon = np.rad2deg(x[None, :] / (SINUSOIDAL_RADIUS_M * coslat[:, None]))
-        lat = np.broadcast_to(lat[:, None], lon.shape)
+        return np.broadcast_to(lat[:, None], lon.shape), lon
+
+    def cell_index(self, rows: slice) -> np.ndarray:
+        """Flat destination index of each pixel centre in ``rows`` (−1 outside ``dst``)."""
+        lat, lon = self.centres(rows)
         ilat = np.searchsorted(self.dst.lat_bounds, lat, side="right") - 1
         ilon = np.searchsorted(self.dst.lon_bounds, lon, side="right") - 1
         nlat, nlon = self.dst.shape
         inside = (ilat >= 0) & (ilat < nlat) & (ilon >= 0) & (ilon < nlon) & np.isfinite(lon)
         return np.where(inside, ilat * nlon + ilon, -1)
 
-    def add(self, acc: CellMeans, values: np.ndarray, rows: slice) -> None:
-        """Add a block of tile rows of ``values`` (NaN = invalid) to ``acc``."""
+    def add(
+        self, acc: CellMeans, values: np.ndarray, rows: slice, weight: np.ndarray | None = None
+    ) -> None:
+        """Add a block of tile rows of ``values`` (NaN = invalid) to ``acc`` (``weight``: as
+        :meth:`LatLonAggregator.add`)."""
         index = self.cell_index(rows).ravel()
         v = values.ravel()
-        keep = (index >= 0) & ~np.isnan(v)
+        share = _weights(values, weight).ravel()
+        keep = (index >= 0) & (share > 0)
         n = self.dst.shape[0] * self.dst.shape[1]
-        w = self.pixel_fraction[index[keep]]
+        w = self.pixel_fraction[index[keep]] * share[keep]
         acc.add(
             np.bincount(index[keep], weights=v[keep] * w, minlength=n).reshape(self.dst.shape),
             np.bincount(index[keep], weights=w, minlength=n).reshape(self.dst.shape),
         )
+
+
+def _weights(values: np.ndarray, weight: np.ndarray | None) -> np.ndarray:
+    """Each source cell's share (float64): 0 where the value or the weight is NaN."""
+    valid = ~np.isnan(values)
+    if weight is None:
+        return valid.astype(np.float64)
+    w = np.asarray(weight, dtype=np.float64)
+    return np.where(valid & ~np.isnan(w), w, 0.0)
 
 
 Aggregator = LatLonAggregator | SinusoidalAggregator
