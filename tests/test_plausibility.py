@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from fluxbridge.plausibility import (
@@ -16,6 +17,7 @@ from fluxbridge.plausibility import (
     check_gap_share,
     check_global_total,
     check_same_sign,
+    complete_years,
 )
 
 
@@ -82,3 +84,17 @@ def test_driver_range_counts_values_outside_the_widened_tower_range():
 def test_dropped_line():
     d = Dropped("tower-days with NEE", 750, 1000, "a driver is NaN")
     assert d.line() == "750 of 1,000 tower-days with NEE (75 %) left out: a driver is NaN"
+
+
+def test_complete_years_and_the_inversion_months_left_out():
+    # drivers: 2001 whole, 2002 without 31 December, 2003 whole (leap years: none)
+    days = pd.date_range("2001-01-01", "2003-12-31", freq="D").delete(729)
+    # inversions: 2001 and 2002 whole, 2003 January-June only
+    months = pd.date_range("2001-01-01", "2003-06-01", freq="MS")
+    years, dropped = complete_years(days, months)
+    assert years == [2001]
+    assert (dropped.dropped, dropped.total) == (12 + 6, 30)
+    assert "[2002, 2003]" in dropped.reason
+    leap = pd.date_range("2004-01-01", "2004-12-31", freq="D")  # 366 days
+    assert complete_years(leap, pd.date_range("2004-01-01", periods=12, freq="MS"))[0] == [2004]
+    assert complete_years(leap[:-1], pd.date_range("2004-01-01", periods=12, freq="MS"))[0] == []

@@ -9,11 +9,13 @@ mistake, not weather. docs/plausibility.md states them with their reasons;
 
 from __future__ import annotations
 
+import calendar
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from fluxbridge import logs
 from fluxbridge.data.canonical import CanonicalDataset
@@ -139,6 +141,51 @@ class Dropped:
     def log(self) -> None:
         if self.dropped:
             log.warning(self.line())
+
+
+def complete_years(days: pd.DatetimeIndex, months: pd.DatetimeIndex) -> tuple[list[int], Dropped]:
+    """Years complete in both the daily drivers (``days``) and the monthly inversions
+    (``months``): the years the ATM loss can use; and the inversion months left out."""
+    per_day = pd.Series(1, index=days.year).groupby(level=0).sum()
+    full_days = {int(y) for y, n in per_day.items() if n == 365 + calendar.isleap(int(y))}
+    per_month = pd.Series(1, index=months.year).groupby(level=0).sum()
+    full_months = {int(y) for y, n in per_month.items() if n == 12}
+    years = sorted(full_days & full_months)
+    unused = np.isin(months.year, years, invert=True)
+    partial = sorted({int(y) for y in months.year[unused]})
+    dropped = Dropped(
+        "inversion months",
+        int(unused.sum()),
+        len(months),
+        f"year(s) {partial} not complete in both the daily drivers and the monthly inversions",
+    )
+    return years, dropped
+
+
+#: Attribute of a product's ``nee`` written by prepare: the share of land cell-months
+#: (land-area weighted) the product left empty and prepare set to 0. inversions.nc
+#: carries the members' (and fire's) shares as one JSON object under the same name.
+FILLED_ATTR = "fluxbridge_filled_land_share"
+
+
+def filled_shares(data: CanonicalDataset) -> dict[str, float]:
+    """Per prepared product, the share of land cell-months set to 0 (:data:`FILLED_ATTR`);
+    empty for a dataset not made by prepare (the twin world leaves no gaps)."""
+    shares: dict[str, float] = {}
+    with data.open("inversions") as inv:
+        recorded = inv.attrs.get(FILLED_ATTR)
+    if recorded is not None:
+        try:
+            shares.update({str(k): float(v) for k, v in json.loads(str(recorded)).items()})
+        except (ValueError, AttributeError) as err:
+            raise SchemaError(
+                data.path("inversions"), FILLED_ATTR, f"not a JSON object of shares ({err})"
+            ) from err
+    if data.has("reference"):
+        with data.open("reference") as ref:
+            if FILLED_ATTR in ref["nee"].attrs:
+                shares["reference"] = float(ref["nee"].attrs[FILLED_ATTR])
+    return shares
 
 
 #: Share of the towers' range added on each side before a driver value counts as

@@ -22,6 +22,7 @@ import yaml
 
 from fluxbridge.data.canonical import DRIVER_NAMES, CanonicalDataset
 from fluxbridge.errors import FluxbridgeError
+from fluxbridge.evaluation.report import _data_checks_section
 from fluxbridge.evaluation.run import evaluate_run, held_out_years, run_evaluate
 from fluxbridge.inference.forward import current_forward
 from fluxbridge.io import ENGINE, write_netcdf
@@ -177,6 +178,39 @@ def test_data_checks_count_tower_days_left_out(tiny_demo: Path, metrics: dict) -
     with xr.open_dataset(tiny_demo / "forward" / "EC.nc", engine=ENGINE) as ds:
         recorded = json.loads(ds.attrs["drivers_outside_training_range"])
     assert checks["cell_days_outside_towers_range"]["EC"] == recorded
+    inv_months = _open(tiny_demo / "data" / "inversions.nc")["time"].values
+    years = sorted({int(str(t)[:4]) for t in inv_months})
+    assert checks["inversion_months"] == len(inv_months) == 12 * len(years)
+    assert (checks["inversion_months_left_out"], checks["atm_years"]) == (0, years)
+    assert checks["land_cell_months_filled_with_zero"] == {}  # a twin: nothing prepared
+    markdown = (tiny_demo / "report" / "report.md").read_text()
+    section = markdown[markdown.index("## Data checks") :]
+    assert f"Months: 0 of {len(inv_months)} inversion months (0 %) left out" in section
+    assert "Cells: land cell-months a product left empty and prepare set to 0: none" in section
+
+
+def test_data_checks_section_states_what_was_dropped_and_where() -> None:
+    section = _data_checks_section(
+        {
+            "tower_days_with_nee": 2000,
+            "tower_days_left_out_nan_driver": 50,
+            "inversion_months": 36,
+            "inversion_months_left_out": 12,
+            "inversion_years_left_out": [2003],
+            "atm_years": [2001, 2002],
+            "land_cell_months_filled_with_zero": {"CAMS": 0.0125, "fire": 0.0},
+            "cell_days_outside_towers_range": {"EC": {"Tair": 7}},
+        }
+    )
+    text = " ".join(section.paragraphs)
+    assert "Tower-days: 50 of 2,000 with NEE (2.5 %) left out" in text
+    assert (
+        "Months: 12 of 36 inversion months (33.3 %) left out of the ATM loss: the year(s) [2003]"
+        in text
+    )
+    assert "CAMS 1.25 %, fire 0 %" in text
+    assert "where the network extrapolates: see the table." in text
+    assert section.tables[0].rows == [["EC", "Tair", 7]]
 
 
 def test_metrics_top_level_keys(metrics: dict) -> None:

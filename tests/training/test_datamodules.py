@@ -178,6 +178,23 @@ def test_tower_days_left_out_for_nan_drivers_are_logged(tiny_data, tmp_path, cap
     assert f"{expected:,} of {int(observed.sum()):,} tower-days with NEE in sites.nc" in caplog.text
 
 
+def test_inversion_months_of_incomplete_years_are_logged(tiny_data, tmp_path, caplog):
+    import logging
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    ds = xr.load_dataset(data / "inversions.nc", engine="h5netcdf")
+    ds = ds.isel(time=slice(0, -1))  # 2001-2003 without December 2003
+    (data / "inversions.nc").unlink()
+    ds.to_netcdf(data / "inversions.nc", engine="h5netcdf")
+    with caplog.at_level(logging.WARNING):
+        dm = FluxDataModule(data, held_out=0, atm=ATMSpec("exact", val_years=1))
+        dm.setup()
+    assert dm.years == [2001, 2002]
+    assert "11 of 35 inversion months (31.4 %) left out: year(s) [2003]" in caplog.text
+
+
 def test_towers_with_no_usable_day_are_refused(tiny_data, tmp_path):
     import shutil
 

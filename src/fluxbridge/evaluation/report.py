@@ -468,22 +468,41 @@ def _maps_section(
 def _data_checks_section(checks: dict) -> Section:
     """Data left out and cell-days where the network extrapolates (docs/plausibility.md)."""
     n, dropped = checks["tower_days_with_nee"], checks["tower_days_left_out_nan_driver"]
-    share = 100 * dropped / n if n else 0.0
+    months, months_out = checks["inversion_months"], checks["inversion_months_left_out"]
+    filled = checks["land_cell_months_filled_with_zero"]
     rows = [
         [model, driver, count]
         for model, counts in checks["cell_days_outside_towers_range"].items()
         for driver, count in counts.items()
     ]
+    lines = [
+        f"Tower-days: {dropped:,} of {n:,} with NEE ({_percent(dropped, n)}) left out of "
+        "training and of the tower scores: a driver is NaN there.",
+        f"Months: {months_out:,} of {months:,} inversion months ({_percent(months_out, months)}) "
+        "left out of the ATM loss"
+        + (
+            f": the year(s) {checks['inversion_years_left_out']} are not complete in both the "
+            "daily drivers and the monthly inversions."
+            if months_out
+            else "."
+        ),
+        "Cells: land cell-months a product left empty and prepare set to 0: "
+        + (
+            ", ".join(f"{name} {100 * share:.3g} %" for name, share in filled.items())
+            if filled
+            else "none recorded (the dataset was not made by prepare from products)."
+        ),
+        "Cell-days whose driver lies outside the towers' range widened by 10 % on each side, "
+        "where the network extrapolates: "
+        + ("see the table." if rows else "none, for every model."),
+    ]
     return Section(
-        "Data checks",
-        [
-            f"{dropped:,} of {n:,} tower-days with NEE ({share:.3g} %) left out of training "
-            "and of the tower scores: a driver is NaN there.",
-            "Cell-days whose driver lies outside the towers' range widened by 10 % on each "
-            "side, where the network extrapolates (none listed: none outside):",
-        ],
-        [Table(["model", "driver", "cell-days"], rows)] if rows else [],
+        "Data checks", lines, [Table(["model", "driver", "cell-days"], rows)] if rows else []
     )
+
+
+def _percent(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.3g} %" if whole else "0 %"
 
 
 def build_report(

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+import pandas as pd
 import torch
 import xarray as xr
 
@@ -29,6 +30,8 @@ from fluxbridge.plausibility import (
     check_dataset,
     check_global_total,
     check_same_sign,
+    complete_years,
+    filled_shares,
 )
 from fluxbridge.schema import GRAMS_PER_PETAGRAM
 from fluxbridge.training.run import ATM_YEARS_FILE
@@ -124,15 +127,22 @@ def held_out_years(run: Path, models: list[str]) -> dict[str, list[int]]:
     return out
 
 
-def data_checks(sites: xr.Dataset, forward: dict[str, Path]) -> dict[str, object]:
+def data_checks(
+    data: CanonicalDataset, sites: xr.Dataset, forward: dict[str, Path]
+) -> dict[str, object]:
     """What the scores leave out and where the models extrapolate (docs/plausibility.md).
 
     Tower-days with an NEE observation but a NaN driver (left out of training and of
-    the tower scores), and per model the cell-days of each driver outside the towers'
-    range (recorded by forward).
+    the tower scores); inversion months in years that are not complete in both the
+    drivers and the inversions (left out of the ATM loss); per prepared product the
+    share of land cell-months it left empty and prepare set to 0; and per model the
+    cell-days of each driver outside the towers' range (recorded by forward).
     """
     observed = np.isfinite(sites["nee_obs"].values)
     drivers_ok = np.all([np.isfinite(sites[n].values) for n in DRIVER_NAMES], axis=0)
+    with data.open("drivers") as drivers, data.open("inversions") as inv:
+        inv_months = pd.DatetimeIndex(inv["time"].values)
+        years, months = complete_years(pd.DatetimeIndex(drivers["time"].values), inv_months)
     outside = {}
     for model, path in forward.items():
         with xr.open_dataset(path, engine=ENGINE) as ds:
@@ -140,6 +150,11 @@ def data_checks(sites: xr.Dataset, forward: dict[str, Path]) -> dict[str, object
     return {
         "tower_days_with_nee": int(observed.sum()),
         "tower_days_left_out_nan_driver": int((observed & ~drivers_ok).sum()),
+        "inversion_months": months.total,
+        "inversion_months_left_out": months.dropped,
+        "atm_years": years,
+        "inversion_years_left_out": sorted({int(y) for y in inv_months.year} - set(years)),
+        "land_cell_months_filled_with_zero": filled_shares(data),
         "cell_days_outside_towers_range": outside,
     }
 
@@ -248,7 +263,7 @@ def evaluate_run(
     if (run / "bridges.nc").exists():
         # the bridges on every trained model's map too (the issue's "fields it never saw")
         write_fidelity(run, data.root, forward)
-    metrics["data_checks"] = data_checks(sites, forward)
+    metrics["data_checks"] = data_checks(data, sites, forward)
     metrics["inputs"] = {
         "dataset": digest,
         **{f"forward/{p.name}": file_digest(p) for p in forward.values()},

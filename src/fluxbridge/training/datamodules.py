@@ -14,7 +14,6 @@ Two years (seeded) are held out for ATM validation (Upton §3.4).
 
 from __future__ import annotations
 
-import calendar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -32,9 +31,7 @@ from fluxbridge.data.canonical import DRIVER_NAMES, CanonicalDataset, open_canon
 from fluxbridge.errors import ConfigError, SchemaError
 from fluxbridge.geo.integrate import region_land_area_m2, regional_integral_pgc
 from fluxbridge.models.network import BridgeIntegral, BridgeLike, ExactIntegral
-from fluxbridge.plausibility import (
-    Dropped,
-)
+from fluxbridge.plausibility import Dropped, complete_years
 from fluxbridge.schema import GRAMS_PER_PETAGRAM
 from fluxbridge.training.folds import SiteSplit, check_no_leakage, split_sites
 
@@ -281,12 +278,12 @@ class FluxDataModule(pl.LightningDataModule):
         return integral.transpose("member", "region", "time")
 
     def _common_years(self) -> list[int]:
-        days = pd.DatetimeIndex(self._drivers["time"].values)
-        per_year = pd.Series(1, index=days.year).groupby(level=0).sum()
-        full = {int(y) for y, n in per_year.items() if n == 365 + calendar.isleap(int(y))}
-        months = pd.DatetimeIndex(self._targets["time"].values)
-        counts = pd.Series(1, index=months.year).groupby(level=0).sum()
-        return sorted(full & {int(y) for y, n in counts.items() if n == 12})
+        years, dropped = complete_years(
+            pd.DatetimeIndex(self._drivers["time"].values),
+            pd.DatetimeIndex(self._targets["time"].values),
+        )
+        dropped.log()
+        return years
 
     def year_batch(self, year: int, cells: np.ndarray | None = None) -> dict[str, Any]:
         """One ATM sample: drivers of ``year`` at ``cells`` (all land cells if None)."""

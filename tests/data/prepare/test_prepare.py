@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import subprocess
@@ -21,6 +22,7 @@ from fluxbridge.data.prepare.inputs import MissingInputsError, resolve_inputs
 from fluxbridge.data.prepare.run import _mappings
 from fluxbridge.errors import ConfigError, FluxbridgeError, SchemaError
 from fluxbridge.geo.grid import Grid
+from fluxbridge.plausibility import FILLED_ATTR
 
 from . import world
 
@@ -395,6 +397,26 @@ def test_an_all_nan_member_is_refused_not_set_to_zero(tmp_path: Path, inputs: Pa
         allow_implausible=True,
     )
     assert float(np.abs(allowed["nee"]).max()) == 0.0  # the documented fill, when allowed
+
+
+def test_cell_months_set_to_zero_are_recorded_for_the_report(tmp_path: Path, inputs: Path) -> None:
+    """One empty month of CAMS: 1 of 24 months, the same share of every land cell."""
+    copy_inputs(inputs, tmp_path)
+    path = tmp_path / "raw/inversions/gcb2022_inversions_1x1.nc"
+    ds = xr.load_dataset(path, engine="h5netcdf")
+    ds["land_flux_only_fossil_cement_adjusted"][0, 0] = np.nan  # CAMS, first month
+    path.unlink()
+    ds.to_netcdf(path, engine="h5netcdf")
+    parts = {}
+    for name in ("CAMS", "CTE"):
+        parts[name] = tmp_path / f"{name}.nc"
+        member(tmp_path, inputs, name).to_netcdf(parts[name], engine="h5netcdf")
+    land = xr.DataArray(
+        world.land_fraction(), dims=("lat", "lon"), coords=Grid.global_regular(world.RES).coords()
+    )
+    out = inversions.ensemble(parts, None, None, land)
+    recorded = json.loads(out.attrs[FILLED_ATTR])
+    assert recorded == {"CAMS": pytest.approx(1 / 24, rel=1e-9), "CTE": 0.0}
 
 
 def test_dask_cluster_gives_the_in_process_dataset(

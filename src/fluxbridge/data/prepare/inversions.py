@@ -12,6 +12,7 @@ regional integral of the adjustment is exactly A_r (``GLOBAL`` uses all land).
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from pathlib import Path
@@ -33,6 +34,7 @@ from fluxbridge.data.prepare.products import (
 )
 from fluxbridge.errors import SchemaError
 from fluxbridge.geo.grid import Grid
+from fluxbridge.plausibility import FILLED_ATTR
 from fluxbridge.schema import GRAMS_PER_PETAGRAM
 
 log = logging.getLogger(__name__)
@@ -144,13 +146,16 @@ def ensemble(
     land: xr.DataArray,
 ) -> xr.Dataset:
     """inversions.nc: members stacked, fire subtracted, lateral adjustment added."""
-    stack = xr.concat(
-        [xr.open_dataset(p, engine="h5netcdf")["nee"].load() for p in members.values()],
-        dim=xr.DataArray(list(members), dims="member", name="member"),
-    )
+    fields = [xr.open_dataset(p, engine="h5netcdf")["nee"].load() for p in members.values()]
+    filled = {
+        name: float(f.attrs.get(FILLED_ATTR, 0.0)) for name, f in zip(members, fields, strict=True)
+    }
+    stack = xr.concat(fields, dim=xr.DataArray(list(members), dims="member", name="member"))
     comments = ["regridded conservatively"]
     if fire is not None:
-        stack = stack - xr.open_dataset(fire, engine="h5netcdf")["fire"].load()
+        fire_field = xr.open_dataset(fire, engine="h5netcdf")["fire"].load()
+        filled["fire"] = float(fire_field.attrs.get(FILLED_ATTR, 0.0))
+        stack = stack - fire_field
         comments.append("fire (GFAS) subtracted per cell")
     if lateral is not None:
         stack = stack + lateral
@@ -164,6 +169,7 @@ def ensemble(
     }
     ds = nee.to_dataset(name="nee")
     ds["member"] = ds["member"].astype(object)
+    ds.attrs[FILLED_ATTR] = json.dumps(filled)
     return ds
 
 

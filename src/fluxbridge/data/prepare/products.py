@@ -25,7 +25,7 @@ from fluxbridge.data.units import to_canonical
 from fluxbridge.errors import ConfigError, SchemaError
 from fluxbridge.geo.grid import Grid
 from fluxbridge.geo.regrid import regrid_conservative
-from fluxbridge.plausibility import check_gap_share
+from fluxbridge.plausibility import FILLED_ATTR, check_gap_share
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +192,7 @@ def to_grid(
     if spread_over == "cell":
         out = (out / land_fraction.where(land)).where(land)
     gaps = np.isnan(out.values) & land
+    share = 0.0
     if gaps.any():
         area = (grid.cell_area() * land_fraction).values
         share = float((gaps * area).sum() / (area.sum() * out.sizes["time"]))
@@ -203,5 +204,6 @@ def to_grid(
         "units": NEE_UNITS,
         "long_name": carbon_long_name("net ecosystem exchange (positive = source)"),
         "cell_methods": "time: mean area: mean where land",
+        FILLED_ATTR: share,
     }
     return out
