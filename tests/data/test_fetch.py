@@ -192,6 +192,21 @@ def test_registration_entry_explains_then_verifies(tmp_path: Path, capsys) -> No
     assert "sha256 verified" in capsys.readouterr().out
 
 
+def test_request_entry_explains_then_counts_the_filled_folder(tmp_path: Path, capsys) -> None:
+    """Per-site service answers (ORNL subsets): a folder the user fills, no checksum."""
+    e = entry("subsets", "https://service.example/api", None, "subsets")
+    e.update(access="request", instructions="Request each tower's window.")
+    assert fetch(tmp_path, e) == 0
+    out = capsys.readouterr().out
+    assert "needs request" in out and "Request each tower's window." in out
+    assert str((tmp_path / "data/subsets").resolve()) in out
+
+    (tmp_path / "data/subsets").mkdir(parents=True)
+    (tmp_path / "data/subsets/US-Ha1_MOD11A2.csv").write_text("xllcorner,yllcorner\n")
+    assert fetch(tmp_path, e) == 0
+    assert "directory present; contents not checksummed" in capsys.readouterr().out
+
+
 # --------------------------------------------------------------------------- --check
 
 

@@ -92,6 +92,11 @@ BAD = {
         "'demo'",
         ".instructions: required for access 'registration'",
     ),
+    "request without instructions": (
+        [entry(access="request", sha256=None, target="subsets")],
+        "'demo'",
+        ".instructions: required for access 'request'",
+    ),
     "bad unpack": ([entry(unpack="rar")], "'demo'", ".unpack: 'rar' is not one of"),
     "bad name": ([entry(name="Bad Name")], "'Bad Name'", ".name:"),
 }

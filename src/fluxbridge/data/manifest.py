@@ -18,7 +18,7 @@ from typing import Literal
 from fluxbridge.config import from_mapping, load_yaml
 from fluxbridge.errors import ConfigError
 
-Access = Literal["open", "registration", "api-key"]
+Access = Literal["open", "registration", "api-key", "request"]
 Unpack = Literal["zip", "tar.gz"]
 
 ARCHIVE_SUFFIX: dict[str, str] = {"zip": ".zip", "tar.gz": ".tar.gz"}
