@@ -384,20 +384,9 @@ def prepared_with_subsets(tmp_path_factory: pytest.TempPathFactory) -> tuple[Pat
 
     world.write_manifest(root / "manifest.yaml")
     manifest = yaml.safe_load((root / "manifest.yaml").read_text())
-    manifest["entries"].append(
-        {
-            "name": "modis-site-subsets",
-            "description": "ORNL DAAC MODIS subsets at the towers (test)",
-            "access": "registration",
-            "licence": "NASA EOSDIS data",
-            "citation": "10.3334/ORNLDAAC/1557",
-            "target": "modis/site_subsets",
-            "sha256": None,
-            "url": "https://modis.ornl.gov/data/modis_webservice.html",
-            "instructions": "request the subsets per site",
-        }
-    )
-    (root / "manifest.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
+    # the project's manifest entry (data_manifest.yaml) is the one the subsets go to
+    entry = next(e for e in manifest["entries"] if e["name"] == "modis-site-subsets")
+    assert entry["target"] == "modis/site_subsets"
     drivers = {
         "source": "public",
         "era5": {"entry": "era5-single-levels", "mapping": "era5_daily_statistics"},

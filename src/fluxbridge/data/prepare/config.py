@@ -37,11 +37,20 @@ class ProductRef:
 
 @dataclass(frozen=True)
 class ModisEntries:
-    """The three MODIS products of the public drivers, by manifest entry name."""
+    """The MODIS products of the public drivers, by manifest entry name.
+
+    ``landcover`` (optional, e.g. ``modis-mcd12c1``): MCD12C1 IGBP class percentages;
+    the MODIS drivers are then built per PFT and recombined with the MCD12C1 PFT
+    fractions, which grid.nc takes with the land fraction (docs/modis.md "Per-PFT
+    drivers"); ``landcover_year``: the MCD12C1 year used for every year (default: the
+    last MSC year). Absent: one pseudo-PFT ``all``, cell means over all land cover.
+    """
 
     nbar: str = "modis-mcd43c4"
     lst: str = "modis-mod11c2"
     fpar: str = "modis-mcd15a2h"
+    landcover: str | None = None
+    landcover_year: int | None = None
 
 
 @dataclass(frozen=True)
@@ -80,12 +89,15 @@ class DriversConfig:
         if self.source == "fluxcom":
             return {str(self.entry): "drivers"}
         assert self.era5 is not None and self.modis is not None
-        return {
+        used = {
             self.era5.entry: "era5",
             self.modis.nbar: "modis_nbar",
             self.modis.lst: "modis_lst",
             self.modis.fpar: "modis_fpar",
         }
+        if self.modis.landcover is not None:
+            used[self.modis.landcover] = "modis_landcover"
+        return used
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,11 @@ import xarray as xr
 from fluxbridge.data.canonical import DRIVERS
 from fluxbridge.data.gridded import open_product
 from fluxbridge.data.prepare import public
-from fluxbridge.data.prepare.config import LoadedConfig, PrepareConfig
+from fluxbridge.data.prepare.config import DriversConfig, LoadedConfig, PrepareConfig
 from fluxbridge.data.prepare.gridfile import grid_index, read_static
 from fluxbridge.data.prepare.inputs import Input
 from fluxbridge.data.prepare.mappings import DriverSet, Era5Mapping, load_mapping
+from fluxbridge.data.public import modis_pft
 from fluxbridge.errors import SchemaError
 from fluxbridge.geo.grid import Grid
 
@@ -167,10 +168,21 @@ def driver_mapping(loaded: LoadedConfig) -> DriverSet | Era5Mapping:
 
 
 def static_fields(
-    inputs: dict[str, Input], mapping: DriverSet | Era5Mapping, grid: Grid
+    inputs: dict[str, Input],
+    mapping: DriverSet | Era5Mapping,
+    grid: Grid,
+    config: DriversConfig | None = None,
 ) -> tuple[xr.DataArray, xr.DataArray]:
-    """Land fraction (lat, lon) and PFT fractions (pft, lat, lon) for grid.nc."""
+    """Land fraction (lat, lon) and PFT fractions (pft, lat, lon) for grid.nc.
+
+    Public drivers with ``config.modis.landcover``: both from MCD12C1 (per-PFT drivers).
+    """
     if isinstance(mapping, Era5Mapping):
+        if config is not None and config.modis is not None and config.modis.landcover:
+            path = modis_pft.landcover_file(
+                inputs["modis_landcover"].path, public.landcover_year(config)
+            )
+            return modis_pft.landcover_static(path, grid, mapping.land_sea_mask.min_land_fraction)
         return public.land_sea_mask(inputs["era5"], mapping, grid)
     path = inputs["drivers"].path / mapping.static_file
     return read_static(path, mapping, grid)
@@ -187,7 +199,9 @@ def year_parts(
 ) -> list[Path]:
     """One ``drivers_<year>.nc`` part per year of ``cfg`` (resumable through ``part``)."""
     if isinstance(mapping, Era5Mapping):
-        return public.year_parts(cfg.drivers, cfg.year_range, inputs, mapping, grid, cells, part)
+        return public.year_parts(
+            cfg.drivers, cfg.year_range, inputs, mapping, grid, cells, part, pft=pft
+        )
     driver_dir = inputs["drivers"].path
     parts = []
     for year in cfg.year_range:

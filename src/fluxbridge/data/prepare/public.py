@@ -13,9 +13,11 @@ Steps, each a resumable part file in the prepare work directory:
 3. ``drivers_<year>.nc`` per year: the 10 Table A2 drivers, the same layout as the
    FLUXCOM path's parts (sites.nc and drivers.nc are built from them).
 
-The land fraction is the ERA5 land-sea mask regridded conservatively; there is
-one pseudo plant functional type (``all``, fraction 1): the MODIS fields are cell
-means over all land cover, so nothing is reconstructed per PFT.
+The land fraction is the ERA5 land-sea mask regridded conservatively, with one
+pseudo plant functional type (``all``, fraction 1) whose MODIS fields are cell means
+over all land cover; or, with ``drivers.modis.landcover`` (MCD12C1), land and PFT
+fractions from MCD12C1 and the MODIS-based parts per (PFT, cell) pair, recombined
+as Σ_pft fraction × driver in ``drivers_<year>.nc`` (:mod:`fluxbridge.data.public.modis_pft`).
 """
 
 from __future__ import annotations
@@ -31,9 +33,10 @@ import xarray as xr
 from fluxbridge.data.prepare.config import DriversConfig
 from fluxbridge.data.prepare.inputs import Input
 from fluxbridge.data.prepare.mappings import Era5Mapping
-from fluxbridge.data.public import modis, modis_sites
+from fluxbridge.data.public import modis, modis_pft, modis_sites
 from fluxbridge.data.public.drivers import MSC_INPUTS, base_year, compose_year, mean_seasonal_cycle
 from fluxbridge.data.public.era5 import era5_daily
+from fluxbridge.data.public.modis_landcover import PftPairs
 from fluxbridge.data.public.solar import potential_radiation
 from fluxbridge.data.public.water import (
     BucketState,
@@ -121,6 +124,7 @@ def _base_part(
     grid: Grid,
     cells: tuple[np.ndarray, np.ndarray],
     previous: Path | None,
+    per_pft: modis.PerPft | None = None,
 ) -> xr.Dataset:
     days = pd.date_range(f"{year}-01-01", f"{year}-12-31", freq="D")
     paths = era5_files(inputs["era5"], mapping, year)
@@ -141,8 +145,12 @@ def _base_part(
             state = BucketState(prev["wai_end_water"].values, prev["wai_end_snow"].values)
     wai, end = run_bucket(precip, pet, tair, state, params)
     rpot = potential_radiation(grid.lat[cells[0]][None, :], days.day_of_year.to_numpy()[:, None])
-    fields = modis.modis_daily(modis_files(inputs), grid, year)
-    base = base_year(era5, fields, rpot, wai, cells)
+    if per_pft is None:
+        fields = modis.modis_daily(modis_files(inputs), grid, year)
+        base = base_year(era5, fields, rpot, wai, cells)
+    else:
+        fields = modis.modis_daily(modis_files(inputs), grid, year, per_pft=per_pft)
+        base = modis_pft.base_year_per_pft(era5, fields, rpot, wai, per_pft.pairs)
     # The bucket state carries the WAI into the next year's part (resumable year by year).
     base["wai_end_water"] = ("cell", end.water, {"units": "mm", "long_name": "WAI bucket water"})
     base["wai_end_snow"] = ("cell", end.snow, {"units": "mm", "long_name": "WAI snow store"})
@@ -157,15 +165,26 @@ def year_parts(
     grid: Grid,
     cells: tuple[np.ndarray, np.ndarray],
     part: PartWriter,
+    pft: xr.DataArray | None = None,
 ) -> list[Path]:
-    """Build the base, MSC and driver parts; return the ``drivers_<year>.nc`` parts in order."""
+    """Build the base, MSC and driver parts; return the ``drivers_<year>.nc`` parts in order.
+
+    ``pft``: grid.nc's PFT fractions, used with ``config.modis.landcover`` (per-PFT drivers).
+    """
+    per_pft = None
+    if config.modis is not None and config.modis.landcover is not None:
+        assert pft is not None, "per-PFT drivers need grid.nc's PFT fractions"
+        per_pft = modis.PerPft(
+            modis_pft.landcover_file(inputs["modis_landcover"].path, landcover_year(config)),
+            PftPairs.from_fractions(pft.values, cells),
+        )
     base: dict[int, Path] = {}
     previous: Path | None = None
     for year in years:
         base[year] = part(
             f"public_base_{year}.nc",
             lambda y=year, prev=previous: _base_part(
-                y, years, config, inputs, mapping, grid, cells, prev
+                y, years, config, inputs, mapping, grid, cells, prev, per_pft
             ),
         )
         previous = base[year]
@@ -174,11 +193,11 @@ def year_parts(
     def build_msc() -> xr.Dataset:
         cycles = {}
         for name in MSC_INPUTS:
-            arrays = (
+            arrays = [
                 xr.open_dataset(base[y], engine="h5netcdf")[name] for y in range(first, last + 1)
-            )
+            ]
             cycles[name] = (
-                ("slot", "cell"),
+                ("slot", arrays[0].dims[1]),  # "pair" for per-PFT quantities
                 mean_seasonal_cycle(arrays, config.msc_window_days, name),
             )
         return xr.Dataset(cycles, attrs={"msc_years": f"{first}-{last}"})
@@ -193,13 +212,23 @@ def year_parts(
             xr.open_dataset(base[year], engine="h5netcdf") as b,
         ):
             daily = b[["WAI", "Tair", "Band4"]].load()  # the daily inputs compose_year uses
-            out = compose_year(daily, {name: m[name].variable for name in MSC_INPUTS})
+            cycles = {name: m[name].variable for name in MSC_INPUTS}
+            if per_pft is None:
+                out = compose_year(daily, cycles)
+            else:
+                out = modis_pft.compose_year_per_pft(daily, cycles, per_pft.pairs)
         return out.assign(
             cell_ilat=("cell", ilat.astype(np.int32), {"long_name": "lat index"}),
             cell_ilon=("cell", ilon.astype(np.int32), {"long_name": "lon index"}),
         )
 
     return [part(f"drivers_{year}.nc", lambda y=year: build_year(y)) for year in years]
+
+
+def landcover_year(config: DriversConfig) -> int:
+    """The MCD12C1 year used for every year: ``modis.landcover_year``, else the last MSC year."""
+    assert config.modis is not None
+    return config.modis.landcover_year or config.msc_years[1]
 
 
 def tower_wai(

@@ -154,7 +154,7 @@ def _build(
     grid = cfg.grid
     action = f"invoke prepare --config {loaded.path}"
     driver_map = mappings["drivers"]  # a FLUXCOM DriverSet or, for public drivers, an Era5Mapping
-    land, pft = drivers.static_fields(inputs, driver_map, grid)  # type: ignore[arg-type]
+    land, pft = drivers.static_fields(inputs, driver_map, grid, cfg.drivers)  # type: ignore[arg-type]
     region_input = inputs.get("regions")
 
     def build_grid() -> xr.Dataset:

@@ -31,9 +31,9 @@ Definitions (canonical.py's descriptions; the twin world uses the same):
 | Tair | daily mean air temperature (°C) |
 | AMP_MSC_WAI | max − min of MSC(WAI), every day |
 
-The MODIS fields come as cell means over all land cover (no PFT dimension),
-so there is no per-PFT reconstruction here; Upton et al.'s drivers are
-per-PFT values recombined with MCD12C1 fractions (docs/real_data.md).
+The MODIS fields come as cell means over all land cover, or, with MCD12C1 land
+cover, per (PFT, cell) pair; then :mod:`.modis_pft` runs these steps per pair and
+recombines the drivers with the PFT fractions (docs/modis.md "Per-PFT drivers").
 """
 
 from __future__ import annotations
@@ -82,20 +82,30 @@ def at_cells(da: xr.DataArray, cells: tuple[np.ndarray, np.ndarray]) -> np.ndarr
     return np.asarray(da.isel(lat=ilat, lon=ilon).transpose("time", "cell").values, np.float32)
 
 
+def _modis_at(da: xr.DataArray, cells: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+    """(time, cell) float32: a (time, lat, lon) field at ``cells``, or a field already on
+    one non-time dimension (the per-PFT pairs of modis_daily) as it is."""
+    if "lat" in da.dims:
+        assert cells is not None
+        return at_cells(da, cells)
+    return np.asarray(da.values, np.float32)
+
+
 def base_year(
     era5: xr.Dataset,
     modis: xr.Dataset,
     rpot: np.ndarray,
     wai: np.ndarray,
-    cells: tuple[np.ndarray, np.ndarray],
+    cells: tuple[np.ndarray, np.ndarray] | None,
 ) -> xr.Dataset:
     """One year of the daily base quantities (time, cell) float32.
 
     ``era5``: (time, cell) ``tair`` °C, ``rg`` MJ m-2 d-1, ``precip`` mm d-1
     (:func:`.era5.era5_daily`);
     ``modis``: (time, lat, lon) on the canonical grid with :data:`MODIS_VARIABLES`
-    (:func:`.modis.modis_daily`), NaN where no valid data; ``rpot`` (time, cell)
-    MJ m-2 d-1; ``wai`` (time, cell) mm. All must have the same days.
+    (:func:`.modis.modis_daily`), NaN where no valid data, or (time, pair) per-PFT fields
+    with everything else given at the pairs (``cells`` None; :mod:`.modis_pft`);
+    ``rpot`` (time, cell) MJ m-2 d-1; ``wai`` (time, cell) mm. All must have the same days.
     """
     days = pd.DatetimeIndex(era5["time"].values)
     missing = [v for v in MODIS_VARIABLES if v not in modis]
@@ -103,7 +113,7 @@ def base_year(
         raise ValueError(f"MODIS dataset lacks {missing}; expected {list(MODIS_VARIABLES)}")
     if not pd.DatetimeIndex(modis["time"].values).equals(days):
         raise ValueError("MODIS and ERA5 days differ; both must hold every day of the year")
-    m = {v: at_cells(modis[v], cells) for v in MODIS_VARIABLES}
+    m = {v: _modis_at(modis[v], cells) for v in MODIS_VARIABLES}
     rg = era5["rg"].values.astype(np.float32)
     values = {
         "EVI_Rg": m["EVI"] * rg,

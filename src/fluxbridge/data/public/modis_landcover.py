@@ -220,6 +220,29 @@ class PftPairs:
     def size(self) -> int:
         return int(self.pft.size)
 
+    def first_of_cells(self) -> np.ndarray:
+        """Index of each land cell's first pair (every land cell must have one)."""
+        first = np.searchsorted(self.cell, np.arange(self.n_cells))
+        ok = first < self.size
+        if not (ok.all() and (self.cell[first[ok]] == np.arange(self.n_cells)[ok]).all()):
+            missing = int(self.n_cells - np.unique(self.cell).size)
+            raise ValueError(f"{missing} land cell(s) have no PFT with a fraction > 0")
+        return first
+
+    def cell_range(self, first: int, stop: int) -> tuple[slice, PftPairs]:
+        """The pairs of land cells ``first`` … ``stop − 1`` (a slice: pairs are ordered by
+        cell) and those pairs as their own :class:`PftPairs` (cells counted from ``first``)."""
+        p0, p1 = (int(i) for i in np.searchsorted(self.cell, [first, stop]))
+        sel = slice(p0, p1)
+        return sel, PftPairs(
+            pft=self.pft[sel],
+            cell=self.cell[sel] - first,
+            ilat=self.ilat[sel],
+            ilon=self.ilon[sel],
+            fraction=self.fraction[sel],
+            n_cells=stop - first,
+        )
+
     def to_cells(self, values: np.ndarray) -> np.ndarray:
         """Σ_pft fraction × value: (…, pair) → (…, cell) float32, the FLUXCOM reconstruction.
 
