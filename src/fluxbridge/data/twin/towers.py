@@ -145,6 +145,7 @@ def tower_drivers(pixel: dict[str, np.ndarray], scenario: Scenario) -> dict[str,
     Daily drivers (WAI2, Tair: tower meteorology) get independent daily noise; the
     seasonal-cycle drivers get one offset per tower (the footprint differs from the
     pixel). Both have σ = driver_noise × the driver's spread over all towers and days.
+    WAI2 and the amplitudes (AMP_*) are kept ≥ 0.
     """
     rng = stream_rng(scenario.seed, _STREAM_DRIVERS)
     out = {}
@@ -153,7 +154,10 @@ def tower_drivers(pixel: dict[str, np.ndarray], scenario: Scenario) -> dict[str,
         sd = scenario.sites.driver_noise * values.std()
         shape = values.shape if name in DAILY_DRIVERS else (values.shape[0], 1)
         noisy = values + sd * rng.standard_normal(shape)
-        if name == "WAI2":
+        # A bucket's water and a seasonal amplitude (max − min) cannot be negative; the
+        # noise would make them so at dry or evergreen towers (and the plausibility
+        # check refuses a negative amplitude: AMP_MSC_NDVI -0.0014 at 1°, issue 14).
+        if name == "WAI2" or name.startswith("AMP_"):
             noisy = np.maximum(noisy, 0.0)
         out[name] = noisy.astype(np.float32)
     return out
