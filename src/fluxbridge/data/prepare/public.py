@@ -34,6 +34,7 @@ from fluxbridge.data.prepare.config import DriversConfig
 from fluxbridge.data.prepare.inputs import Input
 from fluxbridge.data.prepare.mappings import Era5Mapping
 from fluxbridge.data.public import modis, modis_pft, modis_sites
+from fluxbridge.data.public.day_blocks import by_day_blocks
 from fluxbridge.data.public.drivers import MSC_INPUTS, base_year, compose_year, mean_seasonal_cycle
 from fluxbridge.data.public.era5 import era5_daily
 from fluxbridge.data.public.modis_landcover import PftPairs
@@ -144,10 +145,20 @@ def _base_part(
         with xr.open_dataset(previous, engine="h5netcdf") as prev:
             state = BucketState(prev["wai_end_water"].values, prev["wai_end_snow"].values)
     wai, end = run_bucket(precip, pet, tair, state, params)
-    rpot = potential_radiation(grid.lat[cells[0]][None, :], days.day_of_year.to_numpy()[:, None])
+    # float32 now, as base_year stores them (the same values), and no PET past the bucket:
+    # (time, cell) float64 arrays are 0.28 GB each at 0.5°
+    del pet
+    wai = wai.astype(np.float32)
+    lat = grid.lat[cells[0]][None, :]
+    rpot = potential_radiation(lat, days.day_of_year.to_numpy()[:, None]).astype(np.float32)
     if per_pft is None:
         fields = modis.modis_daily(modis_files(inputs), grid, year)
-        base = base_year(era5, fields, rpot, wai, cells)
+        # dask arrays written block by block of days: the year's 11 (time, cell) float32
+        # fields are never all in memory (docs/real_data.md "Memory")
+        base = by_day_blocks(
+            lambda t: base_year(era5.isel(time=t), fields.isel(time=t), rpot[t], wai[t], cells),
+            days,
+        )
     else:
         fields = modis.modis_daily(modis_files(inputs), grid, year, per_pft=per_pft)
         base = modis_pft.base_year_per_pft(era5, fields, rpot, wai, per_pft.pairs)
