@@ -116,15 +116,19 @@ class LandCover:
         or all are 0.
         """
         raw = self._g.read(SDS, rows)
-        bad = ((raw == self._fill) | (raw < self._lo) | (raw > self._hi)).any(axis=-1)
-        total = raw.sum(axis=-1, dtype=np.float32)
+        lead = raw.shape[:-1]
+        flat = raw.reshape(-1, raw.shape[-1])
+        bad = (flat.max(axis=1) > self._hi) | (flat.min(axis=1) < self._lo)
+        if self._lo <= self._fill <= self._hi:  # a fill inside the valid range
+            bad |= (flat == self._fill).any(axis=1)
+        counts = flat.astype(np.float32)
+        total = counts.sum(axis=1)
         bad |= total <= 0
-        share = raw.astype(np.float32) / np.where(bad, 1.0, total)[..., None]
-        weights = np.moveaxis(share @ self._m, -1, 0)
-        water = share[..., 0]
-        weights[:, bad] = np.nan
-        water[bad] = np.nan
-        return weights, water
+        # NaN scale for bad pixels; one 2-D matrix product (a 3-D matmul is ~10× slower)
+        scale = np.where(bad, np.nan, 1.0 / np.where(bad, 1.0, total)).astype(np.float32)
+        weights = (self._m.T @ counts.T) * scale
+        water = counts[:, 0] * scale
+        return weights.reshape(-1, *lead), water.reshape(lead)
 
     def weights_at(self, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
         """PFT shares (n_pft, *lat.shape) of the MCD12C1 pixel holding each point (degrees);
