@@ -38,6 +38,7 @@ from fluxbridge.data.public.modis_landcover import (
     IGBP_CLASSES,
     IGBP_TO_PFT,
     PFTS,
+    LandCover,
     PftPairs,
     landcover_fractions,
 )
@@ -238,3 +239,22 @@ def test_modis_daily_per_pft_on_pairs_with_sinusoidal_fpar(tmp_path: Path) -> No
     fpar = ds["FPAR"].sel(time="2010-01-12").values
     assert fpar[ne_sav] == pytest.approx(0.15, rel=1e-6)
     assert fpar[ne_cro] == pytest.approx(0.3, rel=1e-6)
+
+
+def test_cmg_rows_are_read_once_with_the_same_shares(tmp_path: Path) -> None:
+    lc = LandCover(_mcd12c1(tmp_path / "MCD12C1.A2010001.061.1.hdf"))
+    first = lc.block_weights(slice(0, 4))
+    # (0,1): 50 % ENF + 50 % closed shrubland → 0.5 ENF, 0.5 OSH;
+    # (2,3): 60 % urban + 39 % snow → barren 99/99 = 1; (2,2) fill → NaN
+    assert first[_pft("ENF"), 0, 1] == pytest.approx(0.5)
+    assert first[_pft("OSH"), 0, 1] == pytest.approx(0.5)
+    assert first[_pft("BSV"), 2, 3] == pytest.approx(1.0)
+    assert np.isnan(first[:, 2, 2]).all()
+    np.testing.assert_array_equal(first, lc.pft_weights(slice(0, 4))[0])
+
+    def no_read(*args: object) -> None:
+        raise AssertionError("read again")
+
+    lc._g.read = no_read  # type: ignore[method-assign]
+    np.testing.assert_array_equal(lc.block_weights(slice(0, 4)), first)
+    lc.close()

@@ -374,7 +374,11 @@ def product_composites(
                         for name, values in fields.items():
                             agg.add(sums[name], values, rows)
                         if pft_sums is not None and landcover is not None:
-                            weights = landcover.weights_at(*agg.centres(rows))
+                            weights = (
+                                landcover.block_weights(rows)  # the CMG: cached
+                                if g.georef == landcover.georef
+                                else landcover.weights_at(*agg.centres(rows))
+                            )
                             pft_sums.add(agg, fields, rows, weights)
                 finally:
                     g.close()

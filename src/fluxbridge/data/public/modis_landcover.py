@@ -98,6 +98,7 @@ class LandCover:
         self._lo = 0.0 if lo is None else lo
         self._hi = 100.0 if hi is None else hi
         self._m = class_to_pft()
+        self._cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
 
     def close(self) -> None:
         self._g.close()
@@ -115,6 +116,13 @@ class LandCover:
         may add to 99 or 101 by rounding); NaN where any class is fill or out of range,
         or all are 0.
         """
+        percent, water, total = self._percent(rows)
+        scale = _scale(total)
+        return percent * scale, water * scale
+
+    def _percent(self, rows: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per-PFT percent sums (n_pft, rows, nx), water percent and Σ percent (rows, nx),
+        float32 holding integers; Σ percent is 0 for a bad pixel."""
         raw = self._g.read(SDS, rows)
         lead = raw.shape[:-1]
         flat = raw.reshape(-1, raw.shape[-1])
@@ -122,13 +130,27 @@ class LandCover:
         if self._lo <= self._fill <= self._hi:  # a fill inside the valid range
             bad |= (flat == self._fill).any(axis=1)
         counts = flat.astype(np.float32)
-        total = counts.sum(axis=1)
-        bad |= total <= 0
-        # NaN scale for bad pixels; one 2-D matrix product (a 3-D matmul is ~10× slower)
-        scale = np.where(bad, np.nan, 1.0 / np.where(bad, 1.0, total)).astype(np.float32)
-        weights = (self._m.T @ counts.T) * scale
-        water = counts[:, 0] * scale
-        return weights.reshape(-1, *lead), water.reshape(lead)
+        total = np.where(bad, np.float32(0.0), counts.sum(axis=1))
+        percent = self._m.T @ counts.T  # one 2-D matrix product (a 3-D matmul is ~10× slower)
+        return percent.reshape(-1, *lead), counts[:, 0].reshape(lead), total.reshape(lead)
+
+    def block_weights(self, rows: slice) -> np.ndarray:
+        """PFT shares (n_pft, rows, nx) float32 of the file's own pixels in ``rows``.
+
+        For MODIS products on the file's own grid (the 0.05° CMG) every composite asks
+        for the same rows, so they are kept after the first read as integer PFT percent
+        sums and percent totals (uint8, or uint16 if a malformed pixel exceeds 255):
+        about 0.3 GB for the whole CMG, instead of reading and converting 440 M values
+        again for each composite. The shares are the same numbers as :meth:`pft_weights`.
+        """
+        key = (rows.start, rows.stop)
+        if key not in self._cache:
+            percent, _, total = self._percent(rows)
+            wide = max(percent.max(initial=0.0), total.max(initial=0.0)) > 255
+            dtype = np.uint16 if wide else np.uint8
+            self._cache[key] = (percent.astype(dtype), total.astype(dtype))
+        percent, total = self._cache[key]
+        return percent.astype(np.float32) * _scale(total.astype(np.float32))
 
     def weights_at(self, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
         """PFT shares (n_pft, *lat.shape) of the MCD12C1 pixel holding each point (degrees);
@@ -146,6 +168,12 @@ class LandCover:
         weights, _ = self.pft_weights(slice(first, last))
         out[:, inside] = weights[:, r - first, c]
         return out
+
+
+def _scale(total: np.ndarray) -> np.ndarray:
+    """1 / Σ percent (float32), NaN where Σ percent is 0 (a bad pixel)."""
+    ok = total > 0
+    return np.where(ok, 1.0 / np.where(ok, total, 1.0), np.nan).astype(np.float32)
 
 
 def landcover_fractions(path: str | Path, grid: Grid) -> tuple[xr.DataArray, xr.DataArray]:
