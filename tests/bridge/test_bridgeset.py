@@ -150,12 +150,15 @@ def test_refit_region_is_per_day_without_intercept_and_constrained(bset: BridgeS
     target = rate * days  # PgC month-1
     new = bset.refit_region("AAA", x, target, days)
     total = 4e11 * 1e-15  # land area × 1e-15: PgC d-1 per gC m-2 d-1
-    # independent: the Lagrange system of min ||rate − X w||² s.t. Σ w = total
+    # independent: the Lagrange system of min ||rate − X w||² s.t. Σ w = total and
+    # Σ days × (rate − X w) = 0 (the period total, default FitSpec)
     cols = x[:, [2, 0, 1]]  # region AAA's cells 7, 2, 5 among all_cells [2, 5, 7, 11]
-    kkt = np.block([[2 * cols.T @ cols, np.ones((3, 1))], [np.ones((1, 3)), np.zeros((1, 1))]])
-    w = np.linalg.solve(kkt, np.r_[2 * cols.T @ rate, total])[:3]
+    c = np.vstack([np.ones(3), days @ cols])
+    kkt = np.block([[2 * cols.T @ cols, c.T], [c, np.zeros((2, 2))]])
+    w = np.linalg.solve(kkt, np.r_[2 * cols.T @ rate, total, days @ rate])[:3]
     np.testing.assert_allclose(new.weights, w, rtol=1e-9)
     assert new.weights.sum() == pytest.approx(total, rel=1e-12)
+    assert (cols @ new.weights * days).sum() == pytest.approx(target.sum(), rel=1e-12)
     assert new.bias == 0.0 and new.fallback == "refit_ols"
     np.testing.assert_allclose(bset.apply_cells(x, days)[:, 0], cols @ w * days, rtol=1e-9)
     # the torch cache was rebuilt
@@ -206,6 +209,14 @@ def test_save_load_round_trip(bset: BridgeSet, tmp_path) -> None:
         bset.save(path)
     paper = BridgeSet(bset.bridges, LAT, LON, N_CELLS, spec=PAPER).save(tmp_path / "paper.nc")
     assert BridgeSet.load(paper).spec == PAPER
+    no_total = FitSpec(period_total=False)
+    saved = BridgeSet(bset.bridges, LAT, LON, N_CELLS, spec=no_total).save(tmp_path / "nt.nc")
+    assert BridgeSet.load(saved).spec == no_total
+    # a file from before the period-total constraint was fitted without it
+    old = bset.to_dataset()
+    assert old.attrs.pop("period_total") == 1
+    old.to_netcdf(tmp_path / "before_total.nc", engine="h5netcdf")
+    assert BridgeSet.load(tmp_path / "before_total.nc").spec == no_total
     with xr.open_dataset(paper, engine="h5netcdf") as ds:
         assert ds["weight"].attrs["units"] == "Pg month-1 (g m-2 d-1)-1"
     xr.Dataset({"x": ("a", [1.0])}).to_netcdf(tmp_path / "other.nc", engine="h5netcdf")

@@ -10,6 +10,7 @@ from sklearn.preprocessing import StandardScaler
 
 from fluxbridge.bridge.lasso import (
     FitSpec,
+    SpatialPrior,
     alpha_path,
     constrained_lstsq,
     cv_r2_lasso,
@@ -186,5 +187,93 @@ def test_cv_of_default_fit_reruns_the_threshold_walk_per_fold() -> None:
         steps.append(int(np.flatnonzero(alphas == alpha)[0]))
         pred[test] = x[test][:, support] @ w
     assert max(steps) > 0  # the walk matters here: the first α is not enough
-    got = cv_r2_lasso(x, y, alphas, k, threshold=threshold, spec=DEFAULT, weight_sum=1.0)
+    # the by-hand refit has Σ w fixed only (the period total is tested on its own below)
+    spec = FitSpec(period_total=False)
+    got = cv_r2_lasso(x, y, alphas, k, threshold=threshold, spec=spec, weight_sum=1.0)
     assert got == pytest.approx(r2_score(y, pred), abs=1e-4)
+
+
+def kkt_two_constraints(
+    x: np.ndarray, y: np.ndarray, total: float, period: np.ndarray, prior=None, mu: float = 0.0
+) -> np.ndarray:
+    """Independent: the Lagrange system of min ||y − Xw||² + mu||w − prior||² s.t. C w = d."""
+    k = x.shape[1]
+    c = np.vstack([np.ones(k), period @ x])
+    d = np.array([total, period @ y])
+    h = 2 * x.T @ x + 2 * mu * np.eye(k)
+    g = 2 * x.T @ y + (2 * mu * prior if prior is not None else 0.0)
+    system = np.block([[h, c.T], [c, np.zeros((2, 2))]])
+    return np.linalg.solve(system, np.concatenate([g, d]))[:k]
+
+
+def test_period_total_constraint_by_hand_and_kkt() -> None:
+    # two columns, two constraints: w1 + w2 = 1 and Σ_m (y − x w) = 0, i.e.
+    # 2 w1 + 3 w2 = 3  ->  w = (0, 1), whatever the least-squares fit would prefer
+    x = np.array([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
+    y = np.ones(3)
+    np.testing.assert_allclose(constrained_lstsq(x, y, 1.0, np.ones(3)), [0.0, 1.0], atol=1e-12)
+    # more columns: the constrained least-squares optimum, total over the months exact
+    rng = np.random.default_rng(11)
+    x, y = rng.normal(size=(36, 5)) + 2.0, rng.normal(size=36) + 3.0
+    days = np.tile([31.0, 28.0, 31.0, 30.0, 31.0, 30.0, 31.0, 31.0, 30.0, 31.0, 30.0, 31.0], 3)
+    w = constrained_lstsq(x, y, 2.0, days)
+    np.testing.assert_allclose(w, kkt_two_constraints(x, y, 2.0, days), rtol=1e-9)
+    assert w.sum() == pytest.approx(2.0, rel=1e-12)
+    assert days @ (y - x @ w) == pytest.approx(0.0, abs=1e-9)
+    # without the period constraint the residual total is not zero here (the test can fail)
+    assert abs(days @ (y - x @ constrained_lstsq(x, y, 2.0))) > 1.0
+    # columns with equal period totals: the second constraint is dependent and dropped
+    same = np.column_stack([x[:, 0], x[:, 0][::-1]])
+    ones = np.ones(36)
+    np.testing.assert_allclose(
+        constrained_lstsq(same, y, 2.0, ones), constrained_lstsq(same, y, 2.0), rtol=1e-12
+    )
+
+
+def test_default_spec_applies_the_period_total_only_where_it_can() -> None:
+    days = np.array([31.0, 28.0, 31.0])
+    assert DEFAULT.period_total and DEFAULT.period_weights(days, 3).tolist() == days.tolist()
+    assert FitSpec(per_day=False).period_weights(days, 3).tolist() == [1.0, 1.0, 1.0]
+    assert PAPER.period_weights(days, 3) is None  # an intercept already zeroes the mean
+    assert FitSpec(period_total=False).period_weights(days, 3) is None
+    assert FitSpec(refit="none", intercept=False).period_weights(days, 3) is None
+
+
+def test_spatial_prior_ridge_matches_kkt_and_limits() -> None:
+    rng = np.random.default_rng(12)
+    x = rng.normal(size=(24, 4)) + 1.0
+    y = x @ np.array([0.7, -0.4, 0.5, 0.2]) + 0.05 * rng.normal(size=24)
+    prior = np.array([0.1, 0.4, 0.3, 0.2])  # Σ = 1, the weight sum
+    ones = np.ones(24)
+    for mu in (0.5, 50.0):
+        got = constrained_lstsq(x, y, 1.0, ones, prior, mu)
+        np.testing.assert_allclose(got, kkt_two_constraints(x, y, 1.0, ones, prior, mu), rtol=1e-8)
+    # an overwhelming prior gives the prior itself (it meets Σ w = 1; no period constraint)
+    np.testing.assert_allclose(constrained_lstsq(x, y, 1.0, None, prior, 1e12), prior, atol=1e-6)
+    # no prior strength: the plain constrained fit
+    np.testing.assert_allclose(
+        constrained_lstsq(x, y, 1.0, ones, prior, 0.0), constrained_lstsq(x, y, 1.0, ones)
+    )
+    # least_squares scales the strength by the target's variance over ||prior||²
+    w, b = least_squares(x, y, intercept=False, weight_sum=1.0, prior=prior, strength=0.3)
+    mu = 0.3 * ((y - y.mean()) ** 2).sum() / (prior @ prior)
+    np.testing.assert_allclose(w, constrained_lstsq(x, y, 1.0, None, prior, mu), rtol=1e-12)
+    assert b == 0.0
+    with pytest.raises(ValueError, match="strength"):
+        SpatialPrior(lambda cols: prior[cols], -1.0)
+
+
+def test_walk_stops_once_every_candidate_is_in() -> None:
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(60, 3)) + 1.0
+    y = rng.normal(size=60)  # unrelated to x: the threshold is out of reach
+    spec = FitSpec(period_total=False)
+    fit = fit_threshold_lasso(
+        x, y, threshold=0.95, ratio=0.5, n_alphas=60, spec=spec, weight_sum=1.0
+    )
+    assert not fit.reached and fit.columns.tolist() == [0, 1, 2]
+    # the constrained refit of the full support is what smaller α would give too
+    np.testing.assert_allclose(fit.weights, kkt_solution(x, y, 1.0), rtol=1e-9)
+    z = x / np.sqrt((x**2).mean(0))
+    alpha_max = np.max(np.abs(z.T @ y)) / 60
+    assert fit.alpha > alpha_max * 0.5**60 * 1e6  # stopped long before the end of the path

@@ -314,3 +314,31 @@ def test_dask_cluster_gives_the_in_process_bridges(tmp_path: Path) -> None:
         return sorted(str(w.message) for w in record if w.category is BridgeFallbackWarning)
 
     assert fallbacks(caught["here"]) == fallbacks(caught["dask"])
+
+
+def test_period_total_and_spatial_prior(built) -> None:
+    tmp, _, world, _ = built
+    ref = xr.open_dataset(tmp / "data" / "reference.nc", engine="h5netcdf")["nee"]
+    by_hand = target_by_hand(world, 0).sum()
+    # default: spatial prior on; the bridge reproduces the reference's total over the months
+    default = BridgeSet.load(tmp / "run" / "bridges.nc")
+    aaa = default["AAA"]
+    assert aaa.fallback == "none"
+    assert float(default.apply(ref).sel(region="AAA").sum()) == pytest.approx(by_hand, rel=1e-9)
+    with xr.open_dataset(tmp / "run" / "bridges.nc", engine="h5netcdf") as ds:
+        assert float(ds.attrs["spatial_prior"]) == 1.0 and int(ds.attrs["period_total"]) == 1
+    # without the prior: recorded, same constraints, other weights
+    cfg = config_file(tmp / "no_prior.yaml", spatial_prior=0.0)
+    with pytest.warns(BridgeFallbackWarning):
+        assert run_bridges(tmp / "data", tmp / "no_prior_run", cfg) == 0
+    with xr.open_dataset(tmp / "no_prior_run" / "bridges.nc", engine="h5netcdf") as ds:
+        assert float(ds.attrs["spatial_prior"]) == 0.0
+    bset = BridgeSet.load(tmp / "no_prior_run" / "bridges.nc")
+    plain = bset["AAA"]
+    assert plain.fallback == "none" and plain.r2_train >= 0.95
+    assert plain.weights.sum() == pytest.approx(aaa.land_area * 1e-15, rel=1e-12)
+    assert float(bset.apply(ref).sel(region="AAA").sum()) == pytest.approx(by_hand, rel=1e-9)
+    same_cells = np.array_equal(np.sort(plain.cells), np.sort(aaa.cells))
+    assert not same_cells or not np.allclose(plain.weights, aaa.weights)
+    with pytest.raises(ConfigError, match="spatial_prior"):
+        run_bridges(tmp / "data", tmp / "bad", config_file(tmp / "bad.yaml", spatial_prior=-1.0))

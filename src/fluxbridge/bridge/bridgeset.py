@@ -286,7 +286,8 @@ class BridgeSet:
         current model at ``all_cells``; ``target``: (months,) regional integrals (PgC
         month-1) of the same model; ``days_in_month``: (months,). The fit follows
         ``spec``: per-day target (integral / days) or per-month, free intercept or none,
-        Σ w = the region's weight sum (``refit="constrained"``) or ordinary least squares.
+        Σ w = the region's weight sum (``refit="constrained"``; with ``period_total`` also
+        the months' total reproduced) or ordinary least squares.
         The contributing pixels stay; the region's bridge is replaced in place
         (``fallback="refit_ols"``, α = 0, r2_cv NaN, R² in the target basis) and returned.
         """
@@ -312,7 +313,13 @@ class BridgeSet:
             if not np.isfinite(old.land_area):
                 raise ValueError(f"region {old.region}: land_area is unknown; cannot constrain")
             weight_sum = self.spec.weight_sum(old.land_area)
-        weights, bias = least_squares(x, y, intercept=self.spec.intercept, weight_sum=weight_sum)
+        weights, bias = least_squares(
+            x,
+            y,
+            intercept=self.spec.intercept,
+            weight_sum=weight_sum,
+            period=self.spec.period_weights(days, len(y)),
+        )
         resid = y - (x @ weights + bias)
         ss_tot = float(((y - y.mean()) ** 2).sum())
         new = dataclasses.replace(
@@ -432,6 +439,7 @@ class BridgeSet:
             "weights_basis": "per_day" if self.spec.per_day else "per_month",
             "fit_intercept": int(self.spec.intercept),
             "refit": self.spec.refit,
+            "period_total": int(self.spec.period_total),
         }
         return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
@@ -507,7 +515,7 @@ class BridgeSet:
             raise SchemaError(path, None, f"inconsistent bridge file ({exc})") from exc
 
 
-SPEC_ATTRS = ("weights_basis", "fit_intercept", "refit")
+SPEC_ATTRS = ("weights_basis", "fit_intercept", "refit", "period_total")
 
 
 def _read_spec(path: Path, attrs: dict[str, Any]) -> FitSpec:
@@ -533,6 +541,8 @@ def _read_spec(path: Path, attrs: dict[str, Any]) -> FitSpec:
         intercept=bool(int(attrs["fit_intercept"])),
         per_day=BASES[basis],
         refit=refit,  # type: ignore[arg-type]
+        # files written before the period-total constraint were fitted without it
+        period_total=bool(int(attrs.get("period_total", 0))),
     )
 
 

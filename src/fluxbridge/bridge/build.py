@@ -9,15 +9,18 @@ Per region (Upton et al. §3.3.1; choices in docs/bridges.md):
    (cells with NaN or constant reference series cannot be candidates);
 3. DTW distances between the candidates' monthly series → spectral clusters;
 4. ``n_runs`` seeded runs: stratified random sample of candidates → threshold Lasso
-   (support) → unshrunk refit with Σ w fixed by the region's land area → k-fold CV
-   R²; the bridge is the run with the best CV R² among those reaching the threshold;
+   (support) → unshrunk refit with Σ w fixed by the region's land area, the reference's
+   total over the months reproduced (``period_total``) and the weights shrunk towards
+   the support's nearest-pixel area weights (``spatial_prior``) → k-fold CV R²; the
+   bridge is the run with the best CV R² among those reaching the threshold;
    inclusion frequencies and a stability score summarise all runs;
 5. fallback (with a :class:`BridgeFallbackWarning`) where no run reaches the
    threshold or the regression is ill-posed: the area-weighted sum of the usable
    candidates, scaled to the region's land area (``fallback="area_weighted_mean"``).
 
 ``intercept``, ``per_day`` and ``refit`` in :class:`BridgeConfig` restore the paper's
-variant (true, false, none).
+variant (true, false, none; ``period_total`` and ``spatial_prior`` act on the
+constrained refit only).
 
 Outputs in RUN: bridges.nc, bridges_summary.csv, bridges_config.yaml,
 bridges_fidelity.csv (:mod:`fluxbridge.bridge.fidelity`), figures/.
@@ -44,7 +47,14 @@ from fluxbridge.bridge.cluster import spectral_clusters, stratified_sample
 from fluxbridge.bridge.dtw import dtw_distance_matrix
 from fluxbridge.bridge.fidelity import write_fidelity
 from fluxbridge.bridge.figures import fidelity_figure, write_figures
-from fluxbridge.bridge.lasso import FitSpec, cv_r2_lasso, fit_threshold_lasso, r2_fixed
+from fluxbridge.bridge.lasso import (
+    FitSpec,
+    SpatialPrior,
+    cv_r2_lasso,
+    fit_threshold_lasso,
+    r2_fixed,
+)
+from fluxbridge.bridge.quadrature import RegionQuadrature, unit_vectors
 from fluxbridge.config import from_mapping, load_yaml, to_mapping
 from fluxbridge.data.canonical import open_canonical
 from fluxbridge.errors import FluxbridgeError
@@ -82,6 +92,8 @@ class BridgeConfig:
     intercept: bool = False
     per_day: bool = True
     refit: Literal["constrained", "none"] = "constrained"
+    period_total: bool = True
+    spatial_prior: float = 1.0
     figures: bool = True
     overwrite: Literal["never", "if_inputs_changed", "always"] = "if_inputs_changed"
 
@@ -101,6 +113,7 @@ class BridgeConfig:
             "max_candidates": self.max_candidates >= self.min_candidates,
             "majority_threshold": 0.0 <= self.majority_threshold < 1.0,
             "min_pixels": self.min_pixels >= 2,
+            "spatial_prior": self.spatial_prior >= 0.0,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
@@ -108,7 +121,12 @@ class BridgeConfig:
 
     @property
     def spec(self) -> FitSpec:
-        return FitSpec(intercept=self.intercept, per_day=self.per_day, refit=self.refit)
+        return FitSpec(
+            intercept=self.intercept,
+            per_day=self.per_day,
+            refit=self.refit,
+            period_total=self.period_total,
+        )
 
 
 @dataclass(frozen=True)
@@ -123,6 +141,8 @@ class RegionData:
     n_pixels: int  # candidate cells before dropping NaN/constant series
     land_area: float  # m², the region's land area (all its cells)
     weight_sum: float  # Σ w of a bridge that passes a uniform offset through exactly
+    days: np.ndarray  # (months,) days in each month
+    quadrature: RegionQuadrature  # Voronoi weights of any subset of the pixels
 
 
 @dataclass(frozen=True)
@@ -166,6 +186,7 @@ def region_inputs(cds_root: Path, cfg: BridgeConfig) -> tuple[list[RegionData], 
     area = grid["cell_area"].values * land_fraction
     rf = grid["region_fraction"].values
     days = ref["time"].dt.days_in_month.values.astype(np.float64)
+    lat, lon = grid["lat"].values, grid["lon"].values
     if nee.shape[0] < max(cfg.k_folds, 3):
         raise FluxbridgeError(
             f"{cds.path('reference')}: {nee.shape[0]} months, need at least "
@@ -206,6 +227,14 @@ def region_inputs(cds_root: Path, cfg: BridgeConfig) -> tuple[list[RegionData], 
         region_area = float((area * rf[r]).sum())
         weight_sum = spec.weight_sum(region_area)
         w = area[iy, ix] * rf[r, iy, ix]
+        cy, cx = np.nonzero(land & (rf[r] > 0))
+        quad = RegionQuadrature(
+            cell_xyz=unit_vectors(lat[cy], lon[cx]),
+            cell_weight=area[cy, cx] * rf[r, cy, cx] * (weight_sum / region_area)
+            if region_area > 0
+            else np.zeros(cy.size),
+            pixel_xyz=unit_vectors(lat[iy], lon[ix]),
+        )
         regions.append(
             RegionData(
                 abbr=abbr,
@@ -216,6 +245,8 @@ def region_inputs(cds_root: Path, cfg: BridgeConfig) -> tuple[list[RegionData], 
                 n_pixels=int(cand.sum()),
                 land_area=region_area,
                 weight_sum=weight_sum,
+                days=days,
+                quadrature=quad,
             )
         )
     context = {
@@ -247,6 +278,9 @@ def _one_run(
     rng = np.random.default_rng(seed)
     cand = pool[stratified_sample(labels, n_samples, rng)]
     x = reg.x[:, cand]
+    prior = None
+    if cfg.spatial_prior > 0 and cfg.refit == "constrained":
+        prior = SpatialPrior(lambda cols: reg.quadrature.weights(cand[cols]), cfg.spatial_prior)
     fit = fit_threshold_lasso(
         x,
         reg.y,
@@ -255,6 +289,8 @@ def _one_run(
         n_alphas=cfg.n_alphas,
         spec=cfg.spec,
         weight_sum=reg.weight_sum,
+        days=reg.days,
+        prior=prior,
     )
     return RunResult(
         columns=cand[fit.columns],
@@ -270,6 +306,8 @@ def _one_run(
             threshold=cfg.r2_threshold,
             spec=cfg.spec,
             weight_sum=reg.weight_sum,
+            days=reg.days,
+            prior=prior,
         ),
         reached=fit.reached,
     )
@@ -445,6 +483,7 @@ def _build_bridges(data: Path, run: Path, cfg: BridgeConfig, dask: str | None) -
         INPUTS_ATTR: inputs_attr(bridge_inputs(data)),
         "seed": cfg.seed,
         "r2_threshold": cfg.r2_threshold,
+        "spatial_prior": cfg.spatial_prior,
         "n_runs": cfg.n_runs,
         "source_dataset": str(data),
     }

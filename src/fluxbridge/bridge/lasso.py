@@ -14,7 +14,11 @@ smallest α giving all-zero weights) selects the support. With ``refit="constrai
 the support's weights are then refitted without shrinkage by least squares subject
 to Σ_p w_p = ``weight_sum`` (the region's land area × 1e-15 [× the mean month length
 in the per-month basis]), so a uniform offset over the region passes through at its
-integral. The first α whose *used* bridge (the refit, or the Lasso itself with
+integral; by default also subject to the fitted months' total being reproduced
+(``FitSpec.period_total``) and, given a :class:`SpatialPrior`, shrunk towards
+quadrature weights of the support (a ridge towards them, not towards 0). The walk
+stops early once every candidate is in the support (the refit cannot change any
+more). The first α whose *used* bridge (the refit, or the Lasso itself with
 ``refit="none"``) reaches the R² threshold is kept. α is scikit-learn's (objective
 ``1/(2T) ||y − Zw||² + α ||w||₁``, i.e. Eq. 1's α divided by 2T), in target units.
 k-fold cross-validation (contiguous blocks of months, no shuffling, since months
@@ -26,6 +30,7 @@ and scores the pooled out-of-fold predictions. R² is that of y (the target basi
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -53,10 +58,31 @@ class FitSpec:
     intercept: bool = False
     per_day: bool = True
     refit: Literal["constrained", "none"] = "constrained"
+    #: the constrained refit also reproduces the target's total over the fitted months
+    #: (Σ_m days_m·(y_m − x_m·w) = 0); only with ``refit="constrained"`` and no intercept
+    #: (an intercept already zeroes the mean residual)
+    period_total: bool = True
 
     def __post_init__(self) -> None:
         if self.refit not in ("constrained", "none"):
             raise ValueError(f"refit must be 'constrained' or 'none', got {self.refit!r}")
+
+    @property
+    def total_constraint(self) -> bool:
+        """Whether the refit carries the period-total constraint (see ``period_total``)."""
+        return self.period_total and self.refit == "constrained" and not self.intercept
+
+    def period_weights(self, days: np.ndarray | None, n_months: int) -> np.ndarray | None:
+        """Month weights p of the period-total constraint Σ p·(y − x w) = 0, or None.
+
+        Per-day basis: the days of each month (the target is an integral per day);
+        per-month basis: ones. ``days`` None (unknown month lengths): ones.
+        """
+        if not self.total_constraint:
+            return None
+        if days is None or not self.per_day:
+            return np.ones(n_months)
+        return np.asarray(days, dtype=np.float64)
 
     def weight_sum(self, land_area_m2: float) -> float:
         """Σ w that passes a uniform offset of 1 gC m-2 d-1 through at its exact integral.
@@ -74,6 +100,25 @@ class FitSpec:
     @property
     def target_units(self) -> str:
         return DAILY_INTEGRAL_UNITS if self.per_day else MONTHLY_INTEGRAL_UNITS
+
+
+@dataclass(frozen=True)
+class SpatialPrior:
+    """Shrink the constrained refit towards quadrature weights of its support.
+
+    ``weights_of(columns)`` gives the prior weights w̃ of candidate columns (e.g.
+    :meth:`fluxbridge.bridge.quadrature.RegionQuadrature.weights`, Σ w̃ = weight_sum);
+    the refit minimises ``||y − x w||² + μ ||w − w̃||²`` under its constraints, with
+    μ = ``strength`` × Σ(y − ȳ)² / ||w̃||²: moving the weights by the prior's own norm
+    costs ``strength`` × the target's variance (``strength`` 0.1: 10 % of R²).
+    """
+
+    weights_of: Callable[[np.ndarray], np.ndarray]
+    strength: float
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite(self.strength) and self.strength >= 0):
+            raise ValueError(f"spatial prior strength must be ≥ 0, got {self.strength}")
 
 
 @dataclass(frozen=True)
@@ -122,31 +167,73 @@ def alpha_path(alpha_max: float, ratio: float, n_alphas: int) -> np.ndarray:
     return alpha_max * ratio ** np.arange(1, n_alphas + 1)
 
 
-def constrained_lstsq(x: np.ndarray, y: np.ndarray, total: float) -> np.ndarray:
+def constrained_lstsq(
+    x: np.ndarray,
+    y: np.ndarray,
+    total: float,
+    period: np.ndarray | None = None,
+    prior: np.ndarray | None = None,
+    mu: float = 0.0,
+) -> np.ndarray:
     """argmin_w ||y − x w||² subject to Σ w = ``total``; minimum-norm if x is rank-deficient.
 
-    Solved in the null space of the constraint: w = total/k·1 + N v with N an
-    orthonormal basis of {v : Σ v = 0}, v by least squares. One column: w = total.
+    With ``period`` (month weights p) also Σ_m p_m (y_m − x_m w) = 0: the fitted months'
+    total is reproduced exactly. That second constraint is dropped where it cannot be
+    met together with the first (one column, or every column with the same p-weighted
+    total), since Σ w is what passes offsets through.
+
+    With ``prior`` w̃ and ``mu`` > 0 the objective gains ``mu ||w − w̃||²`` (a ridge
+    towards w̃ instead of towards 0).
+
+    Solved in the null space of the constraints C w = d: w = w0 + N v with w0 the
+    minimum-norm solution of C w = d, N an orthonormal basis of {v : C v = 0}, v by
+    least squares. One column: w = total.
     """
     k = x.shape[1]
     if k == 0:
         raise ValueError("no column to carry the weight-sum constraint")
-    w0 = np.full(k, total / k)
-    if k == 1:
+    rows, rhs = [np.ones(k)], [total]
+    if period is not None and k > 1:
+        row = np.asarray(period, dtype=np.float64) @ x
+        # independent of the ones row? (relative size of its component orthogonal to 1)
+        if np.linalg.norm(row - row.mean()) > 1e-9 * np.linalg.norm(row):
+            rows.append(row)
+            rhs.append(float(np.asarray(period, dtype=np.float64) @ y))
+    c, d = np.vstack(rows), np.asarray(rhs)
+    w0 = np.linalg.lstsq(c, d, rcond=None)[0]
+    if k == c.shape[0]:
         return w0
-    q = np.linalg.qr(np.ones((k, 1)), mode="complete")[0]
-    null = q[:, 1:]
-    v = np.linalg.lstsq(x @ null, y - x @ w0, rcond=RCOND)[0]
+    null = np.linalg.svd(c, full_matrices=True)[2][c.shape[0] :].T
+    design, rhs_v = x @ null, y - x @ w0
+    if prior is not None and mu > 0:
+        root = np.sqrt(mu)
+        design = np.vstack([design, root * null])
+        rhs_v = np.concatenate([rhs_v, root * (np.asarray(prior, np.float64) - w0)])
+    # singular values are cut relative to x's scale, not the projected design's: two
+    # identical columns project to a (rounding-level) zero column that must be dropped
+    u, sv, vt = np.linalg.svd(design, full_matrices=False)
+    keep = sv > RCOND * np.sqrt(float((x**2).sum()) + (mu if prior is not None else 0.0) * k)
+    v = vt[keep].T @ ((u[:, keep].T @ rhs_v) / sv[keep])
     return w0 + null @ v
 
 
 def least_squares(
-    x: np.ndarray, y: np.ndarray, *, intercept: bool, weight_sum: float | None
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    intercept: bool,
+    weight_sum: float | None,
+    period: np.ndarray | None = None,
+    prior: np.ndarray | None = None,
+    strength: float = 0.0,
 ) -> tuple[np.ndarray, float]:
     """Unshrunk (weights, bias) of y ≈ x w + b on the given columns.
 
-    ``weight_sum`` None: ordinary least squares; else Σ w = weight_sum. Without
-    ``intercept`` b = 0. Minimum-norm where the columns are collinear.
+    ``weight_sum`` None: ordinary least squares; else Σ w = weight_sum, and with
+    ``period`` (month weights, no intercept) also Σ period·(y − x w) = 0. Without
+    ``intercept`` b = 0. Minimum-norm where the columns are collinear. With ``prior``
+    (w̃, constrained only) the weights are shrunk towards w̃ by ``strength`` (see
+    :class:`SpatialPrior`).
     """
     if intercept:
         mu, ym = x.mean(axis=0), float(y.mean())
@@ -157,7 +244,10 @@ def least_squares(
     if weight_sum is None:
         weights = np.linalg.lstsq(xc, yc, rcond=RCOND)[0]
     else:
-        weights = constrained_lstsq(xc, yc, weight_sum)
+        ridge = 0.0
+        if prior is not None and strength > 0:
+            ridge = strength * float(((y - y.mean()) ** 2).sum()) / float(prior @ prior)
+        weights = constrained_lstsq(xc, yc, weight_sum, None if intercept else period, prior, ridge)
     return weights, ym - float(mu @ weights)
 
 
@@ -178,6 +268,8 @@ def _used_bridge(
     y: np.ndarray,
     spec: FitSpec,
     weight_sum: float | None,
+    days: np.ndarray | None = None,
+    prior: SpatialPrior | None = None,
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """(columns, weights, bias) of the bridge built on the Lasso's support ``coef != 0``."""
     columns = np.flatnonzero(coef)
@@ -185,7 +277,13 @@ def _used_bridge(
         return columns, np.empty(0), float(y.mean()) if spec.intercept else 0.0
     if spec.refit == "constrained":
         weights, bias = least_squares(
-            x[:, columns], y, intercept=spec.intercept, weight_sum=weight_sum
+            x[:, columns],
+            y,
+            intercept=spec.intercept,
+            weight_sum=weight_sum,
+            period=spec.period_weights(days, len(y)),
+            prior=None if prior is None else prior.weights_of(columns),
+            strength=0.0 if prior is None else prior.strength,
         )
         return columns, weights, bias
     weights = coef[columns] / scale[columns]
@@ -214,6 +312,8 @@ def _first_reaching(
     threshold: float,
     spec: FitSpec,
     weight_sum: float | None,
+    days: np.ndarray | None = None,
+    prior: SpatialPrior | None = None,
 ) -> LassoBridgeFit:
     """Walk ``alphas`` (decreasing, warm-started) to the first used bridge with R² ≥ threshold."""
     if spec.refit == "constrained" and weight_sum is None:
@@ -222,9 +322,13 @@ def _first_reaching(
     model = _lasso()
     for alpha in alphas:
         coef = _fit_lasso(model, z, target, alpha)
-        columns, weights, bias = _used_bridge(coef, scale, x, y, spec, weight_sum)
+        columns, weights, bias = _used_bridge(coef, scale, x, y, spec, weight_sum, days, prior)
         r2 = float(r2_score(y, x[:, columns] @ weights + bias))
         if r2 >= threshold:
+            break
+        if spec.refit == "constrained" and columns.size == x.shape[1]:
+            # every candidate is in: the refit depends on the support only, so smaller α
+            # cannot change it (and the Lasso is slowest there)
             break
     return LassoBridgeFit(columns, weights, bias, float(alpha), r2, r2 >= threshold)
 
@@ -238,17 +342,21 @@ def fit_threshold_lasso(
     n_alphas: int,
     spec: FitSpec,
     weight_sum: float | None = None,
+    days: np.ndarray | None = None,
+    prior: SpatialPrior | None = None,
 ) -> LassoBridgeFit:
     """Decrease α until the used bridge's training R² ≥ ``threshold``; return that bridge.
 
     If no α on the path reaches the threshold the last (smallest-α) bridge is
-    returned with ``reached=False``; the caller decides on a fallback.
+    returned with ``reached=False``; the caller decides on a fallback. ``days``: the
+    months' lengths, for the period-total constraint (``FitSpec.period_total``);
+    ``prior``: shrink the constrained refit towards quadrature weights.
     """
     check_design(x, y)
     z, target, _ = _lasso_design(x, y, spec.intercept)
     alpha_max = float(np.max(np.abs(z.T @ target)) / len(y))
     alphas = alpha_path(alpha_max, ratio, n_alphas)
-    return _first_reaching(x, y, alphas, threshold, spec, weight_sum)
+    return _first_reaching(x, y, alphas, threshold, spec, weight_sum, days, prior)
 
 
 def cv_r2_lasso(
@@ -260,6 +368,8 @@ def cv_r2_lasso(
     threshold: float,
     spec: FitSpec,
     weight_sum: float | None = None,
+    days: np.ndarray | None = None,
+    prior: SpatialPrior | None = None,
 ) -> float:
     """R² of pooled out-of-fold predictions of the whole fit over k contiguous folds.
 
@@ -274,7 +384,16 @@ def cv_r2_lasso(
     for test in np.array_split(np.arange(len(y)), k_folds):
         train = np.ones(len(y), dtype=bool)
         train[test] = False
-        fit = _first_reaching(x[train], y[train], alphas, threshold, spec, weight_sum)
+        fit = _first_reaching(
+            x[train],
+            y[train],
+            alphas,
+            threshold,
+            spec,
+            weight_sum,
+            None if days is None else np.asarray(days)[train],
+            prior,
+        )
         pred[test] = x[test][:, fit.columns] @ fit.weights + fit.bias
     return float(r2_score(y, pred))
 
