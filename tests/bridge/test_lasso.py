@@ -277,3 +277,32 @@ def test_walk_stops_once_every_candidate_is_in() -> None:
     z = x / np.sqrt((x**2).mean(0))
     alpha_max = np.max(np.abs(z.T @ y)) / 60
     assert fit.alpha > alpha_max * 0.5**60 * 1e6  # stopped long before the end of the path
+
+
+def test_strong_spatial_prior_gives_the_supports_nearest_pixel_weights() -> None:
+    from fluxbridge.bridge.quadrature import RegionQuadrature, unit_vectors
+
+    # six equatorial pixels 1° apart, cell weights 1..6 (Σ 21); reference series share a
+    # seasonal cycle, with pixel noise; target = the exact weighted sum
+    rng = np.random.default_rng(13)
+    lon, cell = np.arange(6.0), np.arange(1.0, 7.0)
+    months = np.arange(48)
+    x = np.sin(2 * np.pi * months / 12)[:, None] + 0.2 * rng.normal(size=(48, 6)) + 2.0
+    y = x @ cell
+    xyz = unit_vectors(np.zeros(6), lon)
+    quad = RegionQuadrature(cell_xyz=xyz, cell_weight=cell, pixel_xyz=xyz)
+    spec = FitSpec(period_total=False)
+    prior = SpatialPrior(quad.weights, 1e8)
+    fit = fit_threshold_lasso(
+        x, y, threshold=0.9, ratio=0.85, n_alphas=100, spec=spec, weight_sum=21.0, prior=prior
+    )
+    assert fit.reached and fit.weights.sum() == pytest.approx(21.0, rel=1e-12)
+    # here the support is {2, 5}: cells 0-3 -> pixel 2 (1+2+3+4 = 10), cells 4-5 -> pixel 5
+    # (5+6 = 11); whatever the support, the weights are its nearest-pixel weights
+    assert fit.columns.size >= 2
+    np.testing.assert_allclose(fit.weights, quad.weights(fit.columns), rtol=1e-5)
+    # without the prior the same support is refitted to the series instead
+    free = fit_threshold_lasso(
+        x, y, threshold=0.9, ratio=0.85, n_alphas=100, spec=spec, weight_sum=21.0
+    )
+    assert not np.allclose(free.weights, quad.weights(free.columns), rtol=1e-3)
