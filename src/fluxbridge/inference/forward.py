@@ -112,9 +112,11 @@ def compute_year(
     with xr.open_dataset(plan.drivers_path, engine=ENGINE) as ds:
         for start in range(0, plan.n_cells, plan.cell_block):
             cells = slice(start, min(start + plan.cell_block, plan.n_cells))
+            # copy=False: the canonical drivers are float32 already, and a second copy of
+            # the block cost 7 % of a 0.5° forward run (docs/scaling.md, profile)
             block = np.stack(
                 [ds[name].isel(time=days, cell=cells).values for name in DRIVER_NAMES], axis=-1
-            ).astype(np.float32)
+            ).astype(np.float32, copy=False)
             if not np.isfinite(block).all():
                 bad = DRIVER_NAMES[int(np.nonzero(~np.isfinite(block).all(axis=(0, 1)))[0][0])]
                 raise FluxbridgeError(
