@@ -18,8 +18,8 @@ Inputs (``--year``; sizes for the defaults):
   ``tests/data/public/test_modis.py``; deflate-compressed, as the archive's files are.
   Departure: the fAPAR tiles have ``--fpar-pixels`` (default 240, ≈ 4.6 km) pixels a
   side instead of 2400 (463 m): 46 × ~300 real tiles would be ~150 GB;
-* land: ``global-land-mask`` at the canonical grid (the twin's ``real`` geography),
-  which also gives the RECCAP2 mask (twin raw layout); towers, inversions, fire,
+* land: ``global-land-mask`` at the canonical grid (the twin's ``real`` land); the
+  RECCAP2 mask at 1° from :func:`fluxbridge.geo.regions.reccap2`; towers, inversions, fire,
   FLUXCOM reference and budget: the tiny real-data test world
   (``tests/data/prepare/world.py``, 10°/5°; regridded by prepare);
 * the prepare config: ``configs/prepare/upton2024.yaml`` as the test world shrinks
@@ -68,9 +68,10 @@ from tests.data.public.test_modis import (  # noqa: E402
     _struct_sin,
 )
 
+from fluxbridge.data.canonical import RECCAP2_REGIONS  # noqa: E402
+from fluxbridge.data.prepare.mappings import RegionMask  # noqa: E402
 from fluxbridge.data.twin import maps  # noqa: E402
-from fluxbridge.data.twin.geography import Geography  # noqa: E402
-from fluxbridge.data.twin.raw_products import write_region_mask  # noqa: E402
+from fluxbridge.data.twin.raw_products import shipped_mapping  # noqa: E402
 from fluxbridge.geo.grid import Grid  # noqa: E402
 from fluxbridge.geo.regions import reccap2  # noqa: E402
 from fluxbridge.io import write_netcdf  # noqa: E402
@@ -365,6 +366,29 @@ def write_era5(folder: Path, year: int, land: np.ndarray, era5_deg: float, phase
             out["tp"][k] = (_rain_mm(la, lo, doy, phase) / 1e3 / 24).astype(np.float32)
 
 
+def write_region_mask(path: Path, mask_deg: float = 1.0) -> None:
+    """RECCAP2 mask layout at ``mask_deg`` (the real mask is 1°): each cell takes the region
+    with the largest share of its land (fluxbridge.geo.regions.reccap2), 0 = none.
+
+    Not the twin's raw mask (sub-cells of 1/16° at 0.5°): prepare's region aggregation
+    holds (region, lat, lon) float64 of the mask's grid, ~10 GB at 1/16° (docs/real_data.md).
+    """
+    grid = Grid.global_regular(mask_deg)
+    land = maps.land_fraction(grid)
+    land_da = xr.DataArray(land, dims=("lat", "lon"), coords=grid.coords())
+    share = np.nan_to_num(reccap2(grid, land_da).fraction.values) * (land > 0)
+    layout: RegionMask = shipped_mapping(RegionMask, "reccap2_mask")
+    assert layout.ids is not None
+    file_id = {abbr: int(i) for i, abbr in layout.ids.items()}
+    ids_in_order = np.array([file_id[a] for _, a, _ in RECCAP2_REGIONS], dtype=np.int32)
+    ids = np.where(share.sum(axis=0) > 0, ids_in_order[share.argmax(axis=0)], 0)
+    out = xr.Dataset(
+        {"region_id": (("lat", "lon"), ids.astype(np.int32), {"long_name": "RECCAP2 region"})},
+        coords={"lat": grid.lat, "lon": grid.lon},
+    )
+    write_netcdf(out, path, action=ACTION)
+
+
 def build_inputs(work: Path, year: int, args: argparse.Namespace) -> dict[str, object]:
     """Every input of the prepare config under ``work/raw`` (reused when complete)."""
     marker = work / "inputs.json"
@@ -378,12 +402,9 @@ def build_inputs(work: Path, year: int, args: argparse.Namespace) -> dict[str, o
     grid = Grid.global_regular(args.resolution)
     print("inputs: land and RECCAP2 regions (global-land-mask)")
     land = maps.land_fraction(grid)
-    land_da = xr.DataArray(land, dims=("lat", "lon"), coords=grid.coords())
-    regions = np.nan_to_num(reccap2(grid, land_da).fraction.values) * (land > 0)
-    geo = Geography(grid, land, np.zeros((0, *grid.shape)), regions, "reccap2")
     mask_path = raw / "regions/reccap2_land_regions.nc"
     if not mask_path.exists():
-        write_region_mask(geo, mask_path)
+        write_region_mask(mask_path)
     print("inputs: towers, inversions, fire, reference, budget (tests/data/prepare/world.py)")
     years = (year, year)
     if not (raw / "fluxnet/fluxnet2015/site_info.csv").exists():
@@ -523,6 +544,61 @@ def run_prepare_measured(
     }
 
 
+def base_stage(mode: str, out: Path, n_cells: int, seed: int = 0) -> None:
+    """The base part's build and write alone, on random inputs shaped as at 0.5°.
+
+    ``whole``: as before the memory fix (``base_year`` on the year, WAI, Rpot and PET
+    held as float64); ``blocks``: as now (:func:`~fluxbridge.data.public.day_blocks.by_day_blocks`,
+    float32 WAI and Rpot, no PET). MODIS: dask days indexing 46 composites per variable
+    on the grid, as ``modis_daily`` returns them. Prints one JSON line (RSS in MiB).
+    """
+    import resource
+
+    from fluxbridge.data.public.day_blocks import by_day_blocks
+    from fluxbridge.data.public.drivers import MODIS_VARIABLES, base_year
+    from fluxbridge.data.public.modis import _daily
+
+    rng = np.random.default_rng(seed)
+    grid = Grid.global_regular(0.5)
+    flat = np.sort(rng.choice(grid.shape[0] * grid.shape[1], n_cells, replace=False))
+    cells = np.unravel_index(flat, grid.shape)
+    days = pd.date_range("2003-01-01", "2003-12-31", freq="D")
+    shape = (days.size, n_cells)
+    era5 = xr.Dataset(
+        {k: (("time", "cell"), rng.uniform(0, 20, shape).astype(np.float32)) for k in
+         ("tair", "rg", "precip")},
+        coords={"time": days},
+    )  # fmt: skip
+    index = np.minimum(np.arange(days.size) // COMPOSITE_STEP_DAYS, 45)
+    modis = xr.Dataset(
+        {
+            v: (("time", "lat", "lon"), _daily(rng.uniform(0, 1, (46, *grid.shape)).astype(
+                np.float32), index))
+            for v in MODIS_VARIABLES
+        },
+        coords={"time": days, **grid.coords()},
+    )  # fmt: skip
+    wai = rng.uniform(0, 150, shape)  # float64, as run_bucket returns it
+    rpot = rng.uniform(0, 45, shape)
+    pet = rng.uniform(0, 5, shape)
+    before = psutil.Process().memory_info().rss
+    start = time.perf_counter()
+    if mode == "whole":
+        base = base_year(era5, modis, rpot, wai, cells)
+    else:
+        del pet
+        wai, rpot = wai.astype(np.float32), rpot.astype(np.float32)
+        base = by_day_blocks(
+            lambda t: base_year(era5.isel(time=t), modis.isel(time=t), rpot[t], wai[t], cells),
+            days,
+        )
+    write_netcdf(base, out, action=ACTION, overwrite=True)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    wall = round(time.perf_counter() - start, 1)
+    row = {"mode": mode, "cells": n_cells, "rss_before_mib": before / 2**20}
+    print(json.dumps(row | {"peak_rss_mib": peak, "wall_s": wall}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=ROOT / "build" / "bench_public_prepare")
@@ -538,7 +614,13 @@ def main() -> None:
     parser.add_argument("--clean", action="store_true", help="delete the work folder at the end")
     parser.add_argument("--src", type=Path, help="run prepare with the fluxbridge package in SRC")
     parser.add_argument("--stop-after", default="", help="end prepare once this part is written")
+    parser.add_argument("--base-stage", choices=["whole", "blocks"], help="see base_stage")
+    parser.add_argument("--cells", type=int, default=94284, help="land cells of --base-stage")
     args = parser.parse_args()
+    if args.base_stage:
+        args.work.mkdir(parents=True, exist_ok=True)
+        base_stage(args.base_stage, args.work / f"base_{args.base_stage}.nc", args.cells)
+        return
     if args.quick:
         args.resolution, args.era5_deg, args.cmg_deg, args.fpar_pixels = 5.0, 1.0, 0.5, 24
         if args.work == ROOT / "build" / "bench_public_prepare":
