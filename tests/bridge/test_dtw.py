@@ -42,12 +42,13 @@ def float32_bound(x: np.ndarray, ref: np.ndarray) -> np.ndarray:
 
     u = 2**-24; M = half the spread of all values (the kernel shifts them by the
     centre of their range); local costs off by <= 4uM with path weights summing to
-    2T, and <= 2T additions each off by u x (partial sum <= D); doubled.
+    2T, and <= 2T additions each off by u x (partial sum <= D); an underflow costs
+    at most eta per rounding; doubled.
     """
-    u = 2.0**-24
+    u, eta = 2.0**-24, 2.0**-149  # unit roundoff, smallest subnormal (underflow)
     t = x.shape[1]
     m = 0.5 * (x.max() - x.min())
-    return 2.0 * (8 * t * u * m + 2 * t * u * ref)
+    return 2.0 * (8 * t * u * m + 2 * t * u * ref + 8 * t * eta)
 
 
 def assert_matches(got: np.ndarray, ref: np.ndarray, x: np.ndarray, dtype: type) -> None:
@@ -134,6 +135,10 @@ def test_bad_input() -> None:
         dtw_distance_matrix(np.zeros(5))
     with pytest.raises(ValueError, match="window"):
         dtw_distance_matrix(np.zeros((3, 5)), window=-1)
+    with pytest.raises(ValueError, match=r"overflows the float32 DP; use dtype=np\.float64"):
+        dtw_distance_matrix(np.array([[0.0, 1e38], [1e38, 0.0]]))
+    big = dtw_distance_matrix(np.array([[0.0, 1e38], [1e38, 0.0]]), dtype=np.float64)
+    assert big[0, 1] == 2e38  # by hand: g(1,1) = g(0,1) + d(1,1) = (1e38 + 0) + 1e38
     with pytest.raises(ValueError, match=r"dtype must be np\.float32 or np\.float64"):
         dtw_distance_matrix(np.zeros((3, 5)), dtype=np.float16)
     assert dtw_distance_matrix(np.zeros((1, 5))).shape == (1, 1)

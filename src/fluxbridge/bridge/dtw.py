@@ -27,8 +27,9 @@ the bytes) is about twice as fast. The float64 path equals dtw-python to the
 last bits. The float32 path is within a first-order rounding bound (unit
 roundoff u = 2**-24, T steps, M the largest ``|x - c|`` after the shift c below:
 each local cost is off by at most 4uM and a warping path's weights sum to 2T;
-each of its <= 2T additions adds u times a partial sum <= D), doubled for
-safety: ``|D32 - D| <= 2 (8 T u M + 2 T u D)``. On the twin worlds that is
+each of its <= 2T additions adds u times a partial sum <= D; underflow adds at
+most η = 2**-149 per rounding, <= 8Tη), doubled for safety:
+``|D32 - D| <= 2 (8 T u M + 2 T u D + 8 T η)``. On the twin worlds that is
 <= 1.4e-5 relative, and the bridges' spectral clusters were identical. Before
 casting, the series are shifted by one common offset (the centre of their
 range): ``|x - y|`` is unchanged, and the rounding error of the inputs shrinks
@@ -155,6 +156,11 @@ def dtw_distance_matrix(
     out = np.zeros((n, n), dtype=np.float64)
     if n < 2:
         return out
+    if single and 4.0 * t_len * np.ptp(x) >= np.finfo(np.float32).max:
+        raise ValueError(
+            f"series spread {np.ptp(x):.3g} over {t_len} steps overflows the float32 DP; "
+            "use dtype=np.float64"
+        )
     if single:
         # a common shift leaves every |x - y| unchanged and keeps float32's relative
         # rounding error on the spread of the values, not on their magnitude
