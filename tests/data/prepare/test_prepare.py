@@ -22,7 +22,7 @@ from fluxbridge.data.prepare.inputs import MissingInputsError, resolve_inputs
 from fluxbridge.data.prepare.run import _mappings
 from fluxbridge.errors import ConfigError, FluxbridgeError, SchemaError
 from fluxbridge.geo.grid import Grid
-from fluxbridge.plausibility import FILLED_ATTR
+from fluxbridge.plausibility import FILLED_ATTR, ImplausibleError
 
 from . import world
 
@@ -417,6 +417,23 @@ def test_cell_months_set_to_zero_are_recorded_for_the_report(tmp_path: Path, inp
     out = inversions.ensemble(parts, None, None, land)
     recorded = json.loads(out.attrs[FILLED_ATTR])
     assert recorded == {"CAMS": pytest.approx(1 / 24, rel=1e-9), "CTE": 0.0}
+
+
+def test_allow_implausible_reaches_the_reference_and_its_gap_is_recorded(
+    tmp_path: Path, inputs: Path
+) -> None:
+    """Two empty months of the reference: 2 of 24, above the 5 % that may be set to 0."""
+    config = copy_inputs(inputs, tmp_path)
+    (path,) = (tmp_path / "raw").rglob(f"NEE.RS_METEO*.{world.YEARS[0]}.nc")
+    ds = xr.load_dataset(path, engine="h5netcdf", decode_times=False)
+    ds["NEE"][:2] = np.nan
+    path.unlink()
+    ds.to_netcdf(path, engine="h5netcdf")
+    with pytest.raises(ImplausibleError, match=r"8\.33 % of land cell-months have no value"):
+        run_prepare(config, tmp_path / "refused", tmp_path / "raw")
+    run_prepare(config, tmp_path / "out", tmp_path / "raw", allow_implausible=True)
+    with xr.open_dataset(tmp_path / "out" / "reference.nc", engine="h5netcdf") as ref:
+        assert ref["nee"].attrs[FILLED_ATTR] == pytest.approx(2 / 24, rel=1e-9)
 
 
 def test_dask_cluster_gives_the_in_process_dataset(

@@ -72,12 +72,13 @@ def fire_field(
     months: pd.DatetimeIndex,
     grid: Grid,
     land: xr.DataArray,
+    allow_implausible: bool = False,
 ) -> xr.Dataset:
     """Monthly fire CO2 emissions (gC m-2 d-1, + = source) on ``grid`` for ``months``."""
     files = _files_for_years(product_files(item, mapping), {m.year for m in months})
     da = read_monthly(files, mapping, grid)
     da = da.sel(time=da["time"].isin(months))
-    da = to_grid(da, grid, land, mapping.spread_over, mapping.product)
+    da = to_grid(da, grid, land, mapping.spread_over, mapping.product, allow_implausible)
     have = pd.DatetimeIndex(da["time"].values)
     lacking = months.difference(have)
     if lacking.size and cfg.fill == "climatology":
@@ -179,10 +180,11 @@ def reference(
     months: pd.DatetimeIndex,
     grid: Grid,
     land: xr.DataArray,
+    allow_implausible: bool = False,
 ) -> xr.Dataset:
     """reference.nc: FLUXCOM RS+METEO monthly NEE on ``grid``."""
     da = read_monthly(product_files(item, mapping), mapping)
     da = select_months(da, months, f"{item.path} ({mapping.product})")
-    out = to_grid(da, grid, land, mapping.spread_over, mapping.product)
+    out = to_grid(da, grid, land, mapping.spread_over, mapping.product, allow_implausible)
     long_name = carbon_long_name(f"reference NEE, {mapping.product}")
     return out.assign_attrs(long_name=long_name).to_dataset(name="nee")

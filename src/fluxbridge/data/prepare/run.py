@@ -204,7 +204,9 @@ def _build(
     ref_map: GriddedProduct = mappings["reference"]  # type: ignore[assignment]
     work.file(
         "reference.nc",
-        lambda: inversions.reference(inputs["reference"], ref_map, months, grid, land),
+        lambda: inversions.reference(
+            inputs["reference"], ref_map, months, grid, land, allow_implausible
+        ),
         action,
     )
     budget_map: BudgetTable = mappings["residual_sink"]  # type: ignore[assignment]
@@ -251,7 +253,7 @@ def _build_inversions(
         fire = tasks(
             "fire.nc",
             lambda: inversions.fire_field(
-                inputs["fire"], mappings["fire"], cfg.fire, months, grid, land
+                inputs["fire"], mappings["fire"], cfg.fire, months, grid, land, allow_implausible
             ),
         )
     tasks.run("inversion members")
