@@ -389,11 +389,20 @@ def _regions_from_netcdf(path: Path, grid: Grid, variable: str | None) -> Region
     else:
         ids = np.unique(values[valid & (values >= 0)]).astype(np.int64)
         labels = [f"region_{i}" for i in ids]
-    onehot = np.stack([(values == i).astype(np.float64) for i in ids])
-    fraction = xr.DataArray(
-        onehot, dims=("region", "lat", "lon"), coords={"lat": ds["lat"], "lon": ds["lon"]}
-    )
-    return RegionSet(ids, labels, labels, _to_grid(fraction, grid, labels))
+    coords = {"lat": ds["lat"], "lon": ds["lon"]}
+    # One region at a time: a fine mask (1/16° for the raw twin at 0.5°) as a dense
+    # (region, lat, lon) float64 stack would need ~2.5 GB before regridding copies it.
+    shares = [
+        _to_grid(
+            xr.DataArray(
+                (values == i)[None].astype(np.float64), dims=("region", "lat", "lon"), coords=coords
+            ),
+            grid,
+            [label],
+        ).values[0]
+        for i, label in zip(ids, labels, strict=True)
+    ]
+    return RegionSet(ids, labels, labels, _fraction_array(np.stack(shares), grid, labels))
 
 
 def _only_2d(ds: xr.Dataset, path: Path) -> str:
