@@ -59,14 +59,12 @@ sys.path.insert(0, str(ROOT))  # the tests' layout writers (tests/ is a package)
 
 from tests.data.prepare import world  # noqa: E402
 from tests.data.public.test_modis import (  # noqa: E402
-    _TYPES,
     LST_META,
     NBAR_META,
-    SD,
-    SDC,
     _struct_geo,
     _struct_sin,
 )
+from tests.data.public.test_modis import _write_hdf4 as write_test_hdf4  # noqa: E402
 
 from fluxbridge.data.canonical import RECCAP2_REGIONS  # noqa: E402
 from fluxbridge.data.prepare.mappings import RegionMask  # noqa: E402
@@ -128,28 +126,9 @@ def _greenness(lat: np.ndarray, lon: np.ndarray, doy: int, phase: float) -> np.n
 
 
 def _write_hdf4(path: Path, struct: str, layers: dict[str, tuple[np.ndarray, dict]]) -> None:
-    """As the tests' ``_write_hdf4`` (same SDS attributes), deflate-compressed, atomic.
-
-    The test writer writes uncompressed SDS, which would make the 0.05° year ~20 GB.
-    """
+    """The tests' HDF4 writer, deflate-compressed (else the 0.05° year is ~20 GB), atomic."""
     with atomic_path(path) as tmp:
-        sd = SD(str(tmp), SDC.WRITE | SDC.CREATE)
-        sd.attr("StructMetadata.0").set(SDC.CHAR, struct)
-        for name, (data, meta) in layers.items():
-            t = _TYPES[data.dtype]
-            sds = sd.create(name, t, data.shape)
-            sds.attr("long_name").set(SDC.CHAR, meta.get("long_name", name))
-            sds.attr("units").set(SDC.CHAR, meta.get("units", "none"))
-            if "valid_range" in meta:
-                sds.attr("valid_range").set(t, list(meta["valid_range"]))
-            if "fill" in meta:
-                sds.setfillvalue(meta["fill"])
-            if "scale" in meta:
-                sds.setcal(meta["scale"], 0.0, meta.get("offset", 0.0), 0.0, t)
-            sds.setcompress(SDC.COMP_DEFLATE, value=1)
-            sds[:] = data
-            sds.endaccess()
-        sd.end()
+        write_test_hdf4(tmp, struct, layers, compress=True)
 
 
 def composite_days(year: int) -> list[int]:
