@@ -16,46 +16,22 @@ import pytest
 import xarray as xr
 
 from fluxbridge.data.canonical import open_canonical
-from fluxbridge.data.prepare.run import run_prepare
 from fluxbridge.data.public import modis
 from fluxbridge.geo.grid import Grid
 
 from . import world
 
-TAIR_K = 288.15  # 15 °C
-SSRD_DAILY_MEAN = 5.0e5  # J m-2 per hour → Rg = 12 MJ m-2 d-1
-TP_DAILY_MEAN = 1.0e-4  # m per hour → 2.4 mm d-1
 MODIS = {"EVI": 0.5, "NDVI": 0.8, "NDWI": 0.2, "Band4": 0.1, "LST_Day": 300.0}
 MODIS |= {"LST_Night": 280.0, "FPAR": 0.5}
+# test_modis_sites imports the ERA5 writer from here
+_write_era5 = world.write_era5_daily_statistics
 
 
-def _write_era5(folder: Path) -> None:
-    """Daily statistics per year and the land-sea mask, as the CDS writes them (NetCDF4,
-    valid_time, latitude north to south, longitude 0..360)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    lat = world.centres(world.RES, -90, 90)[::-1]
-    lon = world.centres(world.RES, 0, 360)
-    land = np.roll(world.land_fraction(), lon.size // 2, axis=1)[::-1]
-    for year in range(world.YEARS[0], world.YEARS[1] + 1):
-        days = pd.date_range(f"{year}-01-01", f"{year}-12-31", freq="D")
-        shape = (days.size, lat.size, lon.size)
-        dims = ("valid_time", "latitude", "longitude")
-        xr.Dataset(
-            {
-                "t2m": (dims, np.full(shape, TAIR_K), {"units": "K"}),
-                "ssrd": (dims, np.full(shape, SSRD_DAILY_MEAN), {"units": "J m**-2"}),
-                "tp": (dims, np.full(shape, TP_DAILY_MEAN), {"units": "m"}),
-            },
-            coords={"valid_time": days, "latitude": lat, "longitude": lon},
-        ).to_netcdf(folder / f"era5_daily_mean_{year}.nc", engine="h5netcdf")
-    xr.Dataset(
-        {"lsm": (("valid_time", "latitude", "longitude"), land[None], {"units": "(0 - 1)"})},
-        coords={"valid_time": [np.datetime64("1940-01-01")], "latitude": lat, "longitude": lon},
-    ).to_netcdf(folder / "era5_land_sea_mask.nc", engine="h5netcdf")
-
-
-def _stand_in_modis_daily(files: modis.ModisFiles, grid: Grid, year: int) -> xr.Dataset:
+def _stand_in_modis_daily(
+    files: modis.ModisFiles, grid: Grid, year: int, per_pft: modis.PerPft | None = None
+) -> xr.Dataset:
     assert files.nbar and files.lst and files.fpar
+    assert per_pft is None, "no land cover configured: all-cover cell means"
     days = pd.date_range(f"{year}-01-01", f"{year}-12-31", freq="D")
     shape = (days.size, *grid.shape)
     return xr.Dataset(
@@ -66,28 +42,7 @@ def _stand_in_modis_daily(files: modis.ModisFiles, grid: Grid, year: int) -> xr.
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("public")
-    world.write_world(root / "raw")
-    _write_era5(root / "raw/era5/single_levels")
-    for target in ("mcd43c4", "mod11c2", "mcd15a2h"):
-        (root / "raw/modis" / target).mkdir(parents=True)
-        (root / "raw/modis" / target / "granule.hdf").write_bytes(b"stand-in")
-    world.write_manifest(root / "manifest.yaml")
-    drivers = {
-        "source": "public",
-        "era5": {"entry": "era5-single-levels", "mapping": "era5_daily_statistics"},
-        "modis": {"nbar": "modis-mcd43c4", "lst": "modis-mod11c2", "fpar": "modis-mcd15a2h"},
-        "msc_years": list(world.YEARS),
-        "wai": {"capacity_mm": 100.0, "spinup_years": 2},
-    }
-    config = world.write_config(root / "prepare.yaml", root / "manifest.yaml", drivers=drivers)
-    mp = pytest.MonkeyPatch()
-    mp.setattr(modis, "modis_daily", _stand_in_modis_daily)
-    try:
-        assert run_prepare(config, root / "canonical", root / "raw") == 0
-    finally:
-        mp.undo()
-    return root / "canonical"
+    return world.run_public_prepare(tmp_path_factory.mktemp("public"), _stand_in_modis_daily)
 
 
 def test_public_drivers_by_hand(prepared: Path) -> None:

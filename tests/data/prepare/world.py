@@ -6,7 +6,10 @@ hand in the tests: fluxes are constant in space and time per product/member.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -44,6 +47,11 @@ BUDGET = {  # GtC/yr, constant for every year
     "ocean sink": 2.5,
     "cement carbonation sink": 0.2,
 }
+#: ERA5 daily statistics of the public-driver world: 15 °C; ssrd as the daily mean of hourly
+#: accumulations (J m-2 per hour → Rg = 12 MJ m-2 d-1); tp (m per hour → 2.4 mm d-1).
+ERA5_TAIR_K = 288.15
+ERA5_SSRD_DAILY_MEAN = 5.0e5
+ERA5_TP_DAILY_MEAN = 1.0e-4
 SITES = {  # id: (lat, lon, IGBP)
     "US-Ha1": (42.5, -72.2, "DBF"),
     "DE-Tha": (50.9, 13.6, "ENF"),
@@ -259,3 +267,104 @@ def write_config(path: Path, manifest: Path, **overrides: object) -> Path:
     cfg.update(overrides)
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
+
+
+def write_era5_daily_statistics(folder: Path) -> None:
+    """Daily statistics per year and the land-sea mask, as the CDS writes them (NetCDF4,
+    valid_time, latitude north to south, longitude 0..360), constant in space and time."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lat = centres(RES, -90, 90)[::-1]
+    lon = centres(RES, 0, 360)
+    land = np.roll(land_fraction(), lon.size // 2, axis=1)[::-1]
+    for year in range(YEARS[0], YEARS[1] + 1):
+        days = pd.date_range(f"{year}-01-01", f"{year}-12-31", freq="D")
+        shape = (days.size, lat.size, lon.size)
+        dims = ("valid_time", "latitude", "longitude")
+        xr.Dataset(
+            {
+                "t2m": (dims, np.full(shape, ERA5_TAIR_K), {"units": "K"}),
+                "ssrd": (dims, np.full(shape, ERA5_SSRD_DAILY_MEAN), {"units": "J m**-2"}),
+                "tp": (dims, np.full(shape, ERA5_TP_DAILY_MEAN), {"units": "m"}),
+            },
+            coords={"valid_time": days, "latitude": lat, "longitude": lon},
+        ).to_netcdf(folder / f"era5_daily_mean_{year}.nc", engine="h5netcdf")
+    xr.Dataset(
+        {"lsm": (("valid_time", "latitude", "longitude"), land[None], {"units": "(0 - 1)"})},
+        coords={"valid_time": [np.datetime64("1940-01-01")], "latitude": lat, "longitude": lon},
+    ).to_netcdf(folder / "era5_land_sea_mask.nc", engine="h5netcdf")
+
+
+def run_public_prepare(
+    root: Path,
+    modis_daily: Callable[..., xr.Dataset],
+    *,
+    modis: dict[str, str] | None = None,
+    sites: dict[str, Any] | None = None,
+    patches: Iterable[tuple[object, str, object]] = (),
+    messages: list[str] | None = None,
+) -> Path:
+    """``invoke prepare`` with public drivers on this world under ``root``; the canonical
+    dataset's folder (``root/canonical``).
+
+    Writes the world, ERA5 daily statistics and placeholder MCD43C4/MOD11C2/MCD15A2H
+    granules under ``root/raw`` (other raw files, e.g. an MCD12C1 file, may be written
+    there first), the manifest and a config with ``drivers.source: public``, and runs
+    prepare with ``fluxbridge.data.public.modis.modis_daily`` replaced by ``modis_daily``.
+    ``modis``: more ``drivers.modis`` entries (``landcover``); ``sites``: more
+    ``sites`` settings; ``patches``: (object, attribute, value) set during the run;
+    ``messages``: receives every INFO-or-above message of the ``fluxbridge`` loggers.
+    """
+    import pytest
+
+    from fluxbridge.data.prepare.run import run_prepare
+    from fluxbridge.data.public import modis as modis_module
+
+    raw = root / "raw"
+    write_world(raw)
+    write_era5_daily_statistics(raw / "era5/single_levels")
+    for target in ("mcd43c4", "mod11c2", "mcd15a2h"):
+        (raw / "modis" / target).mkdir(parents=True, exist_ok=True)
+        (raw / "modis" / target / "granule.hdf").write_bytes(b"stand-in")
+    write_manifest(root / "manifest.yaml")
+    drivers = {
+        "source": "public",
+        "era5": {"entry": "era5-single-levels", "mapping": "era5_daily_statistics"},
+        "modis": {"nbar": "modis-mcd43c4", "lst": "modis-mod11c2", "fpar": "modis-mcd15a2h"}
+        | (modis or {}),
+        "msc_years": list(YEARS),
+        "wai": {"capacity_mm": 100.0, "spinup_years": 2},
+    }
+    config = write_config(root / "prepare.yaml", root / "manifest.yaml", drivers=drivers)
+    if sites:
+        cfg = yaml.safe_load(config.read_text())
+        cfg["sites"].update(sites)
+        config.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    mp = pytest.MonkeyPatch()
+    mp.setattr(modis_module, "modis_daily", modis_daily)
+    for obj, name, value in patches:
+        mp.setattr(obj, name, value)
+    logger, handler = logging.getLogger("fluxbridge"), None
+    old_level = logger.level
+    if messages is not None:
+        handler = _Keep(messages)
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+    try:
+        assert run_prepare(config, root / "canonical", raw) == 0
+    finally:
+        mp.undo()
+        if handler is not None:
+            logger.removeHandler(handler)
+            logger.setLevel(old_level)
+    return root / "canonical"
+
+
+class _Keep(logging.Handler):
+    """Appends each record's message to a list."""
+
+    def __init__(self, messages: list[str]) -> None:
+        super().__init__(level=logging.INFO)
+        self.messages = messages
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -77,11 +78,17 @@ def test_written_part_is_bitwise_the_eager_one(tmp_path: Path) -> None:
     end = np.arange(9.0)
     for ds in (whole, blocked):  # as _base_part adds the bucket state
         ds["wai_end_water"] = ("cell", end, {"units": "mm"})
-    write_netcdf(whole, tmp_path / "eager.nc", action="test")
-    write_netcdf(blocked, tmp_path / "blocked.nc", action="test")
+    assert_written_bitwise_equal(whole, blocked, tmp_path)
+
+
+def assert_written_bitwise_equal(eager: xr.Dataset, blocked: xr.Dataset, folder: Path) -> None:
+    """Both datasets written with write_netcdf (as prepare writes parts) and read back hold
+    the same variables, dtypes and values, bitwise."""
+    write_netcdf(eager, folder / "eager.nc", action="test")
+    write_netcdf(blocked, folder / "blocked.nc", action="test")
     with (
-        xr.open_dataset(tmp_path / "eager.nc", engine="h5netcdf") as a,
-        xr.open_dataset(tmp_path / "blocked.nc", engine="h5netcdf") as b,
+        xr.open_dataset(folder / "eager.nc", engine="h5netcdf") as a,
+        xr.open_dataset(folder / "blocked.nc", engine="h5netcdf") as b,
     ):
         assert set(a.variables) == set(b.variables)
         for name in a.variables:
@@ -89,7 +96,7 @@ def test_written_part_is_bitwise_the_eager_one(tmp_path: Path) -> None:
             np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
 
 
-def test_values_by_hand_across_block_edges() -> None:
+def test_values_by_hand_across_block_edges(caplog: pytest.LogCaptureFixture) -> None:
     # build(t) = day index × 10 + cell; 8 bytes a day (2 float32 cells), so 16 bytes: 2 days
     days = pd.date_range("2003-01-01", periods=5, freq="D")
     calls: list[tuple[int, int]] = []
@@ -102,8 +109,10 @@ def test_values_by_hand_across_block_edges() -> None:
             {"x": (("time", "cell"), values, {"units": "1"})}, coords={"time": days[t]}
         )
 
-    ds = by_day_blocks(build, days, block_bytes=16)
+    with caplog.at_level(logging.INFO, logger="fluxbridge.data.public.day_blocks"):
+        ds = by_day_blocks(build, days, block_bytes=16, label="x part")
     assert calls == [(0, 1)]  # only the first day before the dataset is written
+    assert caplog.messages == ["x part: 5 day(s) in 3 block(s) of at most 2 day(s) (0.0 MiB a day)"]
     np.testing.assert_array_equal(ds["x"].values, [[0, 1], [10, 11], [20, 21], [30, 31], [40, 41]])
     assert sorted(calls) == [(0, 1), (1, 3), (3, 5)]  # the first day once, then 2-day blocks
     assert ds["x"].attrs == {"units": "1"}

@@ -7,6 +7,10 @@ stays small) and a stand-in of ``modis_daily`` that returns one constant per PFT
 the (PFT, cell) pairs it is given. Every land pixel is 25 % ENF and 75 % grassland;
 in the world's half-land edge cells the western half of the pixels is water. The
 expected drivers are worked out by hand: per-PFT products first, then Σ f × driver.
+The prepare builds its base parts in blocks of days much smaller than a year.
+
+The per-PFT base part built in blocks of days (:func:`by_day_blocks`) is checked
+bitwise against the whole year on random (PFT, cell) pairs.
 """
 
 from __future__ import annotations
@@ -21,12 +25,14 @@ import xarray as xr
 pytest.importorskip("pyhdf.SD")
 
 from tests.data.prepare import world
-from tests.data.prepare.test_public import _write_era5
+from tests.data.public.test_day_blocks import assert_written_bitwise_equal
 from tests.data.public.test_modis import _struct_geo, _write_hdf4
 
-from fluxbridge.data.prepare.run import run_prepare
-from fluxbridge.data.public import modis
-from fluxbridge.data.public.modis_landcover import PFTS
+from fluxbridge.data.public import day_blocks
+from fluxbridge.data.public.day_blocks import by_day_blocks
+from fluxbridge.data.public.drivers import MODIS_VARIABLES
+from fluxbridge.data.public.modis_landcover import PFTS, PftPairs
+from fluxbridge.data.public.modis_pft import CELL_INPUTS, base_year_per_pft
 from fluxbridge.errors import SchemaError
 from fluxbridge.geo.grid import Grid
 
@@ -79,39 +85,25 @@ def _stand_in(files, grid: Grid, year: int, quality=None, per_pft=None) -> xr.Da
     )
 
 
+#: Bytes per block of days in the prepare below: small, so that a year takes several blocks.
+BLOCK_BYTES = 2**20
+MESSAGES: list[str] = []
+
+
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("public_pft")
-    world.write_world(root / "raw")
-    _write_era5(root / "raw/era5/single_levels")
-    for target in ("mcd43c4", "mod11c2", "mcd15a2h"):
-        (root / "raw/modis" / target).mkdir(parents=True)
-        (root / "raw/modis" / target / "granule.hdf").write_bytes(b"stand-in")
     (root / "raw/modis/mcd12c1").mkdir(parents=True)
     _write_mcd12c1(root / "raw/modis/mcd12c1/MCD12C1.A2004001.061.1.hdf")
     # another year's file is not the one taken (the default year is the last MSC year)
     (root / "raw/modis/mcd12c1/MCD12C1.A2003001.061.1.hdf").write_bytes(b"not read")
-    world.write_manifest(root / "manifest.yaml")
-    drivers = {
-        "source": "public",
-        "era5": {"entry": "era5-single-levels", "mapping": "era5_daily_statistics"},
-        "modis": {
-            "nbar": "modis-mcd43c4",
-            "lst": "modis-mod11c2",
-            "fpar": "modis-mcd15a2h",
-            "landcover": "modis-mcd12c1",
-        },
-        "msc_years": list(world.YEARS),
-        "wai": {"capacity_mm": 100.0, "spinup_years": 2},
-    }
-    config = world.write_config(root / "prepare.yaml", root / "manifest.yaml", drivers=drivers)
-    mp = pytest.MonkeyPatch()
-    mp.setattr(modis, "modis_daily", _stand_in)
-    try:
-        assert run_prepare(config, root / "canonical", root / "raw") == 0
-    finally:
-        mp.undo()
-    return root / "canonical"
+    return world.run_public_prepare(
+        root,
+        _stand_in,
+        modis={"landcover": "modis-mcd12c1"},
+        patches=[(day_blocks, "BLOCK_BYTES", BLOCK_BYTES)],
+        messages=MESSAGES,
+    )
 
 
 def test_grid_takes_mcd12c1_land_and_pft_fractions(prepared: Path) -> None:
@@ -157,3 +149,92 @@ def test_missing_landcover_year_is_one_line(tmp_path: Path) -> None:
         landcover_file(tmp_path, 2012)
     msg = str(err.value)
     assert "\n" not in msg and str(tmp_path) in msg and "2012" in msg
+
+
+def test_base_parts_are_built_in_blocks_of_days(prepared: Path) -> None:
+    # Per day: 7 MODIS-based (time, pair) and 4 (time, cell) float32 fields. Every land
+    # cell of the world has both PFTs (ENF, GRA), so 2 pairs a cell.
+    n_cells = int((world.land_fraction() > 0).sum())
+    per_day = 4 * (7 * 2 * n_cells + 4 * n_cells)
+    step = BLOCK_BYTES // per_day
+    for year in range(world.YEARS[0], world.YEARS[1] + 1):
+        n_days = pd.Timestamp(year, 12, 31).day_of_year
+        expected = 1 + int(np.ceil((n_days - 1) / step))  # the first day, then full blocks
+        assert expected >= 3
+        found = [m for m in MESSAGES if m.startswith(f"public_base_{year}: ")]
+        assert found == [
+            f"public_base_{year}: {n_days} day(s) in {expected} block(s) of at most "
+            f"{step} day(s) ({per_day / 2**20:.1f} MiB a day)"
+        ]
+
+
+# ------------------------------------------------------------------ blocks of days
+
+
+DAYS = pd.date_range("2004-02-20", "2004-03-31", freq="D")  # 41 days, 29 February among them
+
+
+def _random_pairs_year(
+    seed: int, n_cells: int, days: pd.DatetimeIndex = DAYS
+) -> tuple[xr.Dataset, xr.Dataset, np.ndarray, np.ndarray, PftPairs]:
+    """ERA5 at cells, MODIS on (PFT, cell) pairs (dask, a day per chunk, 10 % NaN), Rpot and
+    WAI (float32, as _base_part holds them) and the pairs: 1–4 PFTs of random fractions."""
+    rng = np.random.default_rng(seed)
+    fraction = rng.uniform(size=(len(PFTS), 1, n_cells))
+    fraction[rng.uniform(size=fraction.shape) < 0.7] = 0.0
+    fraction[rng.integers(len(PFTS), size=n_cells), 0, np.arange(n_cells)] = 0.5  # ≥ 1 PFT
+    fraction /= fraction.sum(axis=0)
+    pairs = PftPairs.from_fractions(fraction, (np.zeros(n_cells, int), np.arange(n_cells)))
+    shape = (days.size, n_cells)
+    era5 = xr.Dataset(
+        {
+            "tair": (("time", "cell"), rng.normal(10, 8, shape).astype(np.float32)),
+            "rg": (("time", "cell"), rng.uniform(0, 30, shape).astype(np.float32)),
+            "precip": (("time", "cell"), rng.gamma(1, 2, shape).astype(np.float32)),
+        },
+        coords={"time": days},
+    )
+    fields = {}
+    for name in MODIS_VARIABLES:
+        values = rng.uniform(0.0, 1.0, (days.size, pairs.size)).astype(np.float32)
+        values[rng.uniform(size=values.shape) < 0.1] = np.nan
+        fields[name] = (("time", "pair"), values)
+    modis = xr.Dataset(fields, coords={"time": days}).chunk({"time": 1})
+    rpot = rng.uniform(0, 45, shape).astype(np.float32)
+    wai = rng.uniform(0, 150, shape).astype(np.float32)
+    return era5, modis, rpot, wai, pairs
+
+
+def _blocked(
+    era5: xr.Dataset,
+    modis: xr.Dataset,
+    rpot: np.ndarray,
+    wai: np.ndarray,
+    pairs: PftPairs,
+    block_bytes: int,
+) -> xr.Dataset:
+    return by_day_blocks(
+        lambda t: base_year_per_pft(era5.isel(time=t), modis.isel(time=t), rpot[t], wai[t], pairs),
+        pd.DatetimeIndex(era5["time"].values),
+        block_bytes=block_bytes,
+    )
+
+
+def test_per_pft_base_in_day_blocks_is_bitwise_the_whole_year(tmp_path: Path) -> None:
+    era5, modis, rpot, wai, pairs = _random_pairs_year(seed=3, n_cells=13)
+    assert pairs.size > 13 and np.unique(pairs.pft).size >= 2  # several PFTs, in one cell too
+    whole = base_year_per_pft(era5, modis, rpot, wai, pairs)
+    per_day = 4 * (7 * pairs.size + 4 * 13)
+    blocked = _blocked(era5, modis, rpot, wai, pairs, block_bytes=5 * per_day)  # 5-day blocks
+    assert list(blocked.data_vars) == list(whole.data_vars)
+    for name in whole.data_vars:
+        chunks = blocked[name].chunks
+        assert chunks is not None and chunks[0] == (1, 5, 5, 5, 5, 5, 5, 5, 5), name
+        assert blocked[name].dims == whole[name].dims
+        assert blocked[name].dims[1] == ("cell" if name in CELL_INPUTS else "pair")
+        assert blocked[name].dtype == whole[name].dtype == np.float32
+        np.testing.assert_array_equal(blocked[name].values, whole[name].values, err_msg=name)
+    assert np.isnan(whole["EVI_Rg"].values).any()  # the NaN of MODIS went through both
+    for coord in ("pair_pft", "pair_cell", "pair_fraction"):
+        np.testing.assert_array_equal(blocked[coord].values, whole[coord].values)
+    assert_written_bitwise_equal(whole, blocked, tmp_path)  # and after writing, as prepare does

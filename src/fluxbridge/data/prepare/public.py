@@ -151,17 +151,18 @@ def _base_part(
     wai = wai.astype(np.float32)
     lat = grid.lat[cells[0]][None, :]
     rpot = potential_radiation(lat, days.day_of_year.to_numpy()[:, None]).astype(np.float32)
-    if per_pft is None:
-        fields = modis.modis_daily(modis_files(inputs), grid, year)
-        # dask arrays written block by block of days: the year's 11 (time, cell) float32
-        # fields are never all in memory (docs/real_data.md "Memory")
-        base = by_day_blocks(
-            lambda t: base_year(era5.isel(time=t), fields.isel(time=t), rpot[t], wai[t], cells),
-            days,
-        )
-    else:
-        fields = modis.modis_daily(modis_files(inputs), grid, year, per_pft=per_pft)
-        base = modis_pft.base_year_per_pft(era5, fields, rpot, wai, per_pft.pairs)
+    fields = modis.modis_daily(modis_files(inputs), grid, year, per_pft=per_pft)
+
+    def build(t: slice) -> xr.Dataset:
+        era5_t, fields_t = era5.isel(time=t), fields.isel(time=t)
+        if per_pft is None:
+            return base_year(era5_t, fields_t, rpot[t], wai[t], cells)
+        return modis_pft.base_year_per_pft(era5_t, fields_t, rpot[t], wai[t], per_pft.pairs)
+
+    # dask arrays written block by block of days: the year's daily (time, cell) and, per
+    # PFT, (time, pair) float32 fields are never all in memory (docs/real_data.md "Memory",
+    # docs/modis.md "Per-PFT fields and drivers")
+    base = by_day_blocks(build, days, label=f"public_base_{year}")
     # The bucket state carries the WAI into the next year's part (resumable year by year).
     base["wai_end_water"] = ("cell", end.water, {"units": "mm", "long_name": "WAI bucket water"})
     base["wai_end_snow"] = ("cell", end.snow, {"units": "mm", "long_name": "WAI snow store"})
