@@ -29,7 +29,8 @@ from pathlib import Path
 #: Profile entries (file fragment, function) whose cumulative time is reported as a part.
 PARTS = {
     "compute_year (read drivers + checks + network)": ("forward.py", "compute_year"),
-    "driver statistics (DriverRange.update)": ("plausibility.py", "update"),
+    "read drivers (DriverReader.read)": ("drivers.py", "read"),
+    "driver statistics (column_summary)": ("plausibility.py", "column_summary"),
     "network (FoldedMember calls)": ("forward.py", "run_members_on_block"),
     "write year parts": ("forward.py", "_write_part"),
     "driver range checks": ("forward.py", "_check_drivers"),

@@ -17,6 +17,7 @@ from fluxbridge.plausibility import (
     check_gap_share,
     check_global_total,
     check_same_sign,
+    column_summary,
     complete_years,
 )
 
@@ -79,6 +80,34 @@ def test_driver_range_counts_values_outside_the_widened_tower_range():
     assert both.outside.tolist() == [4, 4] and both.n == 8
     assert both.minimum.tolist() == [-2.0, 8.0] and both.maximum.tolist() == [11.5, 22.0]
     assert rng.check("drivers.nc") == {"a": 2, "b": 2}
+
+
+def test_column_summary_equals_plain_numpy():
+    rng = np.random.default_rng(3)
+    values = rng.normal(0.0, 1.0, (40, 7)).astype(np.float32)
+    # a float32 value just above the float64 bound 0.1 (float32(0.1) > 0.1): outside in
+    # float64, inside if the bound were rounded to float32 first
+    values[0, 0] = np.float32(0.1)
+    for low, high in [(-10.0, 10.0), (-0.5, 0.1), (0.0, 0.0), (5.0, 6.0)]:
+        flat = values.astype(np.float64)
+        want = (flat.min(), flat.max(), int(((flat < low) | (flat > high)).sum()))
+        assert column_summary(values, np.float64(low), np.float64(high)) == want
+    with_nan = values.copy()
+    with_nan[3, 3] = np.nan
+    minimum, maximum, outside = column_summary(with_nan, -10.0, 10.0)
+    assert np.isnan(minimum) and np.isnan(maximum) and outside == 0  # NaN is not "outside"
+
+
+def test_update_summary_equals_update():
+    towers = np.array([[0.0, 10.0], [10.0, 20.0]])
+    block = np.array([[[-2.0, 15.0], [5.0, 22.0]], [[11.5, 8.0], [0.0, 21.0]]], dtype=np.float32)
+    direct = DriverRange.of_towers(("a", "b"), towers)
+    direct.update(block)
+    summed = DriverRange.of_towers(("a", "b"), towers)
+    parts = [column_summary(block[..., k], summed.low[k], summed.high[k]) for k in range(2)]
+    minimum, maximum, outside = (np.array([p[i] for p in parts]) for i in range(3))
+    summed.update_summary(minimum, maximum, outside, 4)
+    assert summed.to_json() == direct.to_json()
 
 
 def test_dropped_line():

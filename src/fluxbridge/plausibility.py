@@ -193,6 +193,24 @@ def filled_shares(data: CanonicalDataset) -> dict[str, float]:
 TRAINING_RANGE_MARGIN = 0.1
 
 
+def column_summary(values: np.ndarray, low: float, high: float) -> tuple[float, float, int]:
+    """Min, max of one driver's ``values`` (any shape) and how many lie outside [low, high].
+
+    The same numbers as :meth:`DriverRange.update` takes from a block, in the driver's
+    own units, in fewer passes: min and max first, and the two counting passes only
+    when [min, max] is not inside [low, high] (most blocks of most drivers). NaN
+    propagates to min and max and is never counted as outside. ``low``/``high`` are
+    compared in float64 (as ``update`` does), so pass them as numpy float64 or Python
+    floats, not float32.
+    """
+    minimum, maximum = values.min(), values.max()
+    low, high = np.float64(low), np.float64(high)
+    if minimum >= low and maximum <= high:
+        return float(minimum), float(maximum), 0
+    outside = np.count_nonzero(values < low) + np.count_nonzero(values > high)
+    return float(minimum), float(maximum), int(outside)
+
+
 @dataclass
 class DriverRange:
     """Running per-driver statistics of forward inputs against the towers' (training) range.
@@ -228,6 +246,15 @@ class DriverRange:
         self.maximum = np.maximum(self.maximum, flat.max(axis=0))
         self.outside += ((flat < self.low) | (flat > self.high)).sum(axis=0)
         self.n += flat.shape[0]
+
+    def update_summary(
+        self, minimum: np.ndarray, maximum: np.ndarray, outside: np.ndarray, n: int
+    ) -> None:
+        """Add a block of ``n`` cell-days given by its per-driver :func:`column_summary`."""
+        self.minimum = np.minimum(self.minimum, minimum)
+        self.maximum = np.maximum(self.maximum, maximum)
+        self.outside += np.asarray(outside, dtype=self.outside.dtype)
+        self.n += n
 
     def merged(self, other: DriverRange) -> DriverRange:
         return DriverRange(

@@ -7,6 +7,7 @@ with xarray, members loaded with ``load_member`` and called as plain
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import shutil
@@ -27,6 +28,7 @@ from fluxbridge.inference.forward import ForwardPlan, compute_year, forward_run,
 from fluxbridge.io import ENGINE, write_netcdf
 from fluxbridge.models.network import NEENetwork
 from fluxbridge.outputs import tree_digest
+from fluxbridge.plausibility import DriverRange
 from fluxbridge.training.checkpoint import FINISHED_FILE, load_member
 
 CPU = torch.device("cpu")
@@ -155,6 +157,48 @@ def test_monthly_value_is_mean_of_network_over_the_days(
 def test_run_forward_file_equals_forward_run(tiny_demo: Path, uninterrupted: Path) -> None:
     """`invoke forward` (run_forward, as the demo ran it) and forward_run write the same file."""
     _assert_identical(tiny_demo / "forward" / "EC.nc", uninterrupted)
+
+
+@pytest.mark.parametrize("daily", [False, True])
+def test_years_equal_the_stacked_reference_bitwise(tiny_demo: Path, daily: bool) -> None:
+    """compute_year (DriverReader, carried days, summaries) against the path it replaced:
+    each block stacked from xarray reads, then the same members and monthly sums, and
+    the driver statistics taken with DriverRange.update on that stack."""
+    path = tiny_demo / "data" / "drivers.nc"
+    members, _ = _members(tiny_demo)
+    drivers = _load(path)
+    towers = _load(tiny_demo / "data" / "sites.nc")
+    empty = DriverRange.of_towers(
+        DRIVER_NAMES, np.stack([towers[n].values for n in DRIVER_NAMES], axis=-1)
+    )
+    times = pd.DatetimeIndex(drivers["time"].values)
+    n_cells = drivers.sizes["cell"]
+    plan = ForwardPlan(path, times, n_cells, cell_block=100, daily=daily)  # 100 + 100 + 84
+    for year in plan.years:  # in order, so that the days carried over are used
+        stats = copy.deepcopy(empty)
+        got = compute_year(plan, members, year, CPU, stats=stats)
+        if year == 2003:  # 2003-12-31 ends day 365 of a 366-day chunk: one day carried
+            assert plan.carry.nbytes == n_cells * len(DRIVER_NAMES) * 4
+        want_stats = copy.deepcopy(empty)
+        days = times.year == year
+        month = times[days].month
+        starts = np.nonzero(np.r_[True, month[1:] != month[:-1]])[0]
+        want = np.empty_like(got)
+        for start in range(0, n_cells, 100):
+            cells = slice(start, min(start + 100, n_cells))
+            block = np.stack(
+                [drivers[n].values[days, cells] for n in DRIVER_NAMES], axis=-1
+            ).astype(np.float32)
+            want_stats.update(block)
+            nee = forward.run_members_on_block(members, block, CPU)
+            if daily:
+                want[:, :, cells] = nee
+            else:
+                sums = np.add.reduceat(nee.astype(np.float64), starts, axis=1)
+                want[:, :, cells] = sums / np.diff(np.r_[starts, days.sum()])[None, :, None]
+        np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
+        assert stats.to_json() == want_stats.to_json()
+    assert plan.carry.nbytes == 0
 
 
 # --- 2. kill and resume ---------------------------------------------------------------------

@@ -14,7 +14,7 @@ import copy
 import json
 import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +30,7 @@ from fluxbridge.data.canonical import (
     carbon_long_name,
 )
 from fluxbridge.errors import FluxbridgeError
+from fluxbridge.inference.drivers import Carry, DriverReader, aligned_block
 from fluxbridge.io import ENGINE, write_netcdf
 from fluxbridge.outputs import (
     INPUTS_ATTR,
@@ -65,6 +66,8 @@ class ForwardPlan:
     n_cells: int
     cell_block: int
     daily: bool
+    # days read past a year's end, for the next year (inference.drivers; empty when pickled)
+    carry: Carry = field(default_factory=Carry, compare=False, repr=False)
 
     @property
     def years(self) -> list[int]:
@@ -106,31 +109,39 @@ def compute_year(
     """
     days = plan.day_slice(year)
     times = plan.times[days]
+    n_days = len(times)
     month_starts = np.nonzero(np.r_[True, times.month[1:] != times.month[:-1]])[0]
-    n_steps = len(times) if plan.daily else month_starts.size
+    n_steps = n_days if plan.daily else month_starts.size
     result = np.empty((len(members), n_steps, plan.n_cells), dtype=np.float32)
-    with xr.open_dataset(plan.drivers_path, engine=ENGINE) as ds:
+    bounds = (stats.low, stats.high) if stats is not None else None
+    # one block buffer reused by every block (the last, narrower one is a view of its start):
+    # a fresh array per block would be page-faulted in (zeroed by the kernel) each time
+    n_drivers = len(DRIVER_NAMES)
+    buffer = np.empty(n_days * min(plan.cell_block, plan.n_cells) * n_drivers, np.float32)
+    with DriverReader(plan.drivers_path, DRIVER_NAMES, plan.carry) as reader:
         for start in range(0, plan.n_cells, plan.cell_block):
             cells = slice(start, min(start + plan.cell_block, plan.n_cells))
-            # copy=False: the canonical drivers are float32 already, and a second copy of
-            # the block cost 7 % of a 0.5° forward run (docs/scaling.md, profile)
-            block = np.stack(
-                [ds[name].isel(time=days, cell=cells).values for name in DRIVER_NAMES], axis=-1
-            ).astype(np.float32, copy=False)
-            if not np.isfinite(block).all():
-                bad = DRIVER_NAMES[int(np.nonzero(~np.isfinite(block).all(axis=(0, 1)))[0][0])]
+            width = cells.stop - cells.start
+            block = buffer[: n_days * width * n_drivers].reshape(n_days, width, n_drivers)
+            minimum, maximum, outside = reader.read(days, cells, block, bounds)
+            # NaN and ±inf show in the min or max: no separate pass over the block
+            finite = np.isfinite(minimum) & np.isfinite(maximum)
+            if not finite.all():
+                bad = DRIVER_NAMES[int(np.nonzero(~finite)[0][0])]
                 raise FluxbridgeError(
                     f"{plan.drivers_path}: driver '{bad}' has NaN/inf in {year}, cells "
                     f"{cells.start}..{cells.stop - 1}; drivers must be gap-free at land cells"
                 )
             if stats is not None:
-                stats.update(block)
+                stats.update_summary(minimum, maximum, outside, n_days * width)
             nee = run_members_on_block(members, block, device)
             if plan.daily:
                 result[:, :, cells] = nee
             else:
-                lengths = np.diff(np.r_[month_starts, len(times)])
-                sums = np.add.reduceat(nee.astype(np.float64), month_starts, axis=1)
+                lengths = np.diff(np.r_[month_starts, n_days])
+                # dtype=float64 casts day by day as it adds: the same sums as adding a float64
+                # copy of the block, without that copy (members × days × cells × 8 B)
+                sums = np.add.reduceat(nee, month_starts, axis=1, dtype=np.float64)
                 result[:, :, cells] = sums / lengths[None, :, None]
     return result
 
@@ -202,7 +213,7 @@ def forward_run(
         drivers_path=data.path("drivers"),
         times=pd.DatetimeIndex(drivers["time"].values),
         n_cells=drivers.sizes["cell"],
-        cell_block=cell_block,
+        cell_block=aligned_block(data.path("drivers"), DRIVER_NAMES, cell_block),
         daily=daily,
     )
     cell_ilat = drivers["cell_ilat"].values
