@@ -26,6 +26,14 @@ Inputs (``--year``; sizes for the defaults):
   it, with ``drivers.source: public`` and ``msc_years: [year, year]`` (the MSC over
   one year: the period of Table A2 is 2001–2012).
 
+With ``--landcover`` (the per-PFT drivers, ``drivers.modis.landcover: modis-mcd12c1``)
+an MCD12C1-layout file (17 IGBP class percentages per CMG pixel, 2–3 classes a pixel by
+latitude zone and a longitude wave) is written at the CMG resolution too, and the
+default work folder ends in ``_pft``. ``--compare-src OLD`` runs prepare twice on the
+same inputs, first with the ``fluxbridge`` package in OLD (e.g. an earlier commit's
+``src``: ``git archive <rev> src | tar -x -C build/old``) and then with this checkout's,
+and prints per part both peak RSS and their ratio (this / old).
+
 Field values are smooth functions of latitude, longitude and day (seeded phases),
 inside each product's valid range. Inputs already built are reused (each file is
 written atomically; ``inputs.json`` marks a complete set), so a rerun skips to the
@@ -35,6 +43,9 @@ folder at the end. Usage::
 
     .venv/bin/python benchmarks/bench_public_prepare.py                 # 0.5°, ~15 min
     .venv/bin/python benchmarks/bench_public_prepare.py --quick         # 5°, coarse inputs
+    .venv/bin/python benchmarks/bench_public_prepare.py --landcover --resolution 1 \
+        --era5-deg 0.5 --cmg-deg 0.25 --fpar-pixels 24 --compare-src build/old/src \
+        --stop-after drivers_2003.nc                                  # per PFT, before/after
 """
 
 from __future__ import annotations
@@ -290,6 +301,38 @@ def write_fpar(
     print(f"  MCD15A2H: {len(tiles)} land tiles x {len(composite_days(year))} composites")
 
 
+#: IGBP classes (MCD12C1 layer index) of each latitude zone (|lat| upper bound, degrees):
+#: the zone's first two classes, then cropland or grassland by a longitude wave.
+_ZONES = ((15.0, (2, 9)), (35.0, (7, 16)), (55.0, (4, 5)), (90.0, (1, 7)))
+
+
+def write_mcd12c1(folder: Path, year: int, land: np.ndarray, cmg_deg: float) -> None:
+    """MCD12C1 v061 layout (``Land_Cover_Type_1_Percent``, uint8, rows × columns × 17):
+    on land 3 classes a pixel, the zone's two (40 ± 20 % and 30 %) and cropland or
+    grassland (the rest); off land 100 % water. Zone edges and the waves give a 1° cell
+    2–5 PFTs."""
+    path = folder / f"MCD12C1.A{year}001.061.2022000000000.hdf"
+    if path.exists():
+        return
+    lat, lon = _cmg_axes(cmg_deg)
+    on_land = _on_fine(land > 0, lat.shape[0], lon.shape[1])
+    percent = np.zeros((*on_land.shape, 17), np.uint8)
+    first = np.rint(40.0 + 20.0 * np.cos(np.deg2rad(5.0 * lon))).astype(np.uint8)  # (1, nx)
+    third = np.where(np.cos(np.deg2rad(2.0 * lon)) > 0, 12, 10)  # (1, nx): CRO or GRA
+    zone = np.searchsorted([z for z, _ in _ZONES], np.abs(lat[:, 0]))  # (ny,)
+    rows, cols = np.nonzero(on_land)
+    a = np.array([c[0] for _, c in _ZONES])[zone[rows]]
+    b = np.array([c[1] for _, c in _ZONES])[zone[rows]]
+    share_a = first[0, cols]
+    percent[rows, cols, a] = share_a
+    percent[rows, cols, b] = 30
+    percent[rows, cols, third[0, cols]] = 100 - 30 - share_a
+    percent[~on_land, 0] = 100
+    struct = _struct_geo(-180.0, 90.0, 180.0, -90.0, lat.shape[0], lon.shape[1])
+    layers = {"Land_Cover_Type_1_Percent": (percent, {"fill": 255, "valid_range": (0, 100)})}
+    _write_hdf4(path, struct, layers)
+
+
 def write_era5(folder: Path, year: int, land: np.ndarray, era5_deg: float, phase: float) -> None:
     """ERA5 daily statistics of ``year`` (one file, built day by day) and the land-sea mask."""
     lat = np.linspace(90.0, -90.0, round(180 / era5_deg) + 1)
@@ -403,11 +446,17 @@ def build_inputs(work: Path, year: int, args: argparse.Namespace) -> dict[str, o
     print(f"inputs: MCD15A2H tiles of {args.fpar_pixels} pixels")
     (raw / "modis/mcd15a2h").mkdir(parents=True, exist_ok=True)
     write_fpar(raw / "modis/mcd15a2h", year, land, grid, args.fpar_pixels, phase)
+    modis = {"nbar": "modis-mcd43c4", "lst": "modis-mod11c2", "fpar": "modis-mcd15a2h"}
+    if args.landcover:
+        print(f"inputs: MCD12C1 at {args.cmg_deg} deg")
+        (raw / "modis/mcd12c1").mkdir(parents=True, exist_ok=True)
+        write_mcd12c1(raw / "modis/mcd12c1", year, land, args.cmg_deg)
+        modis["landcover"] = "modis-mcd12c1"
     world.write_manifest(work / "manifest.yaml")
     drivers = {
         "source": "public",
         "era5": {"entry": "era5-single-levels", "mapping": "era5_daily_statistics"},
-        "modis": {"nbar": "modis-mcd43c4", "lst": "modis-mod11c2", "fpar": "modis-mcd15a2h"},
+        "modis": modis,
         "msc_years": [year, year],  # one synthetic year (Table A2: 2001-2012)
     }
     config = world.write_config(
@@ -423,6 +472,7 @@ def build_inputs(work: Path, year: int, args: argparse.Namespace) -> dict[str, o
         "era5_deg": args.era5_deg,
         "cmg_deg": args.cmg_deg,
         "fpar_pixels": args.fpar_pixels,
+        "landcover": bool(args.landcover),
         "seed": args.seed,
         "land_cells": int((land > 0).sum()),
         "config": str(config),
@@ -578,6 +628,38 @@ def base_stage(mode: str, out: Path, n_cells: int, seed: int = 0) -> None:
     print(json.dumps(row | {"peak_rss_mib": peak, "wall_s": wall}))
 
 
+def _report(result: dict[str, object], inputs_mib: float) -> None:
+    """Per part: wall time and peak RSS; then the totals."""
+    print(f"{'part':<28} {'wall s':>8} {'peak RSS MiB':>13}")
+    for row in result["parts"]:  # type: ignore[attr-defined]
+        print(f"{row['part']:<28} {row['wall_s']:>8} {row['peak_rss_mib']:>13.0f}")
+    print(
+        f"total: exit {result['exit_code']}, {result['wall_s']} s, peak RSS "
+        f"{result['ru_maxrss_mib']:.0f} MiB (ru_maxrss), {result['peak_rss_sampled_mib']:.0f} MiB "
+        f"(sampled, incl. children); load average before {result['load_before']}, after "
+        f"{result['load_after']}; disk: inputs {inputs_mib:.0f} MiB, output "
+        f"{result['output_mib']:.0f} MiB"
+    )
+
+
+def _compare(old: dict[str, object], new: dict[str, object]) -> None:
+    """Per part in both runs: peak RSS (sampled) old, new and new / old; then ru_maxrss."""
+    before = {row["part"]: row for row in old["parts"]}  # type: ignore[attr-defined]
+    print(f"{'part':<28} {'old MiB':>8} {'new MiB':>8} {'new/old':>8} {'old s':>7} {'new s':>7}")
+    for row in new["parts"]:  # type: ignore[attr-defined]
+        if row["part"] not in before:
+            continue
+        o = before[row["part"]]
+        ratio = row["peak_rss_mib"] / o["peak_rss_mib"] if o["peak_rss_mib"] else float("nan")
+        print(
+            f"{row['part']:<28} {o['peak_rss_mib']:>8.0f} {row['peak_rss_mib']:>8.0f} "
+            f"{ratio:>8.2f} {o['wall_s']:>7} {row['wall_s']:>7}"
+        )
+    o_max, n_max = float(old["ru_maxrss_mib"]), float(new["ru_maxrss_mib"])  # type: ignore[arg-type]
+    ratio = n_max / o_max
+    print(f"whole run, ru_maxrss: old {o_max:.0f} MiB, new {n_max:.0f} MiB, new/old {ratio:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=ROOT / "build" / "bench_public_prepare")
@@ -593,6 +675,12 @@ def main() -> None:
     parser.add_argument("--clean", action="store_true", help="delete the work folder at the end")
     parser.add_argument("--src", type=Path, help="run prepare with the fluxbridge package in SRC")
     parser.add_argument("--stop-after", default="", help="end prepare once this part is written")
+    parser.add_argument(
+        "--landcover", action="store_true", help="per-PFT drivers from a synthetic MCD12C1"
+    )
+    parser.add_argument(
+        "--compare-src", type=Path, help="run prepare with the package in this folder first"
+    )
     parser.add_argument("--base-stage", choices=["whole", "blocks"], help="see base_stage")
     parser.add_argument("--cells", type=int, default=94284, help="land cells of --base-stage")
     args = parser.parse_args()
@@ -600,10 +688,13 @@ def main() -> None:
         args.work.mkdir(parents=True, exist_ok=True)
         base_stage(args.base_stage, args.work / f"base_{args.base_stage}.nc", args.cells)
         return
+    default_work = args.work == ROOT / "build" / "bench_public_prepare"
     if args.quick:
         args.resolution, args.era5_deg, args.cmg_deg, args.fpar_pixels = 5.0, 1.0, 0.5, 24
-        if args.work == ROOT / "build" / "bench_public_prepare":
+        if default_work:
             args.work = ROOT / "build" / "bench_public_prepare_quick"
+    if args.landcover and default_work:
+        args.work = args.work.with_name(args.work.name + "_pft")
     if args.year not in range(world.YEARS[0], world.YEARS[1] + 1):
         parser.error(f"--year {args.year}: the test world's towers cover {world.YEARS}")
     args.work.mkdir(parents=True, exist_ok=True)
@@ -613,21 +704,21 @@ def main() -> None:
     print(f"inputs on disk: {inputs_mib:.0f} MiB")
     if args.inputs_only:
         return
-    result = run_prepare_measured(
-        args.work, Path(str(info["config"])), args.resume, args.src, args.stop_after
-    )
-    print(f"{'part':<28} {'wall s':>8} {'peak RSS MiB':>13}")
-    for row in result["parts"]:  # type: ignore[union-attr]
-        print(f"{row['part']:<28} {row['wall_s']:>8} {row['peak_rss_mib']:>13.0f}")
-    print(
-        f"total: exit {result['exit_code']}, {result['wall_s']} s, peak RSS "
-        f"{result['ru_maxrss_mib']:.0f} MiB (ru_maxrss), {result['peak_rss_sampled_mib']:.0f} MiB "
-        f"(sampled, incl. children); load average before {result['load_before']}, after "
-        f"{result['load_after']}; disk: inputs {inputs_mib:.0f} MiB, output "
-        f"{result['output_mib']:.0f} MiB"
-    )
+    config = Path(str(info["config"]))
+    old = None
+    if args.compare_src is not None:
+        print(f"prepare with the package in {args.compare_src} (old)")
+        old = run_prepare_measured(args.work, config, False, args.compare_src, args.stop_after)
+        _report(old, inputs_mib)
+        (args.work / "result_old.json").write_text(json.dumps({"inputs": info, **old}, indent=1))
+        shutil.copy(args.work / "prepare.log", args.work / "prepare_old.log")
+        print("prepare with this checkout's package (new)")
+    result = run_prepare_measured(args.work, config, args.resume, args.src, args.stop_after)
+    _report(result, inputs_mib)
     name = "result.json" if args.src is None else "result_src.json"
     (args.work / name).write_text(json.dumps({"inputs": info, **result}, indent=1))
+    if old is not None:
+        _compare(old, result)
     if result["exit_code"] != 0:
         print(f"prepare failed: see {args.work / 'prepare.log'}")
     if args.clean:
