@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from fluxbridge.bridge.build import BridgeConfig, RegionData, build_region, run_bridges
+from fluxbridge.bridge.quadrature import RegionQuadrature, unit_vectors
 from fluxbridge.data.canonical import open_canonical
 
 
@@ -35,8 +36,21 @@ def synthetic_region(n_pixels: int, months: int, seed: int) -> RegionData:
     x = amp * np.sin(2 * np.pi * t[:, None] / 12 + phase) + rng.normal(0, 0.05, (months, n_pixels))
     area = rng.uniform(1e-4, 3e-4, n_pixels)
     y = x @ area
+    # pixels on a 0.5° patch; each pixel is its own cell for the nearest-pixel weights
+    side = int(np.ceil(np.sqrt(n_pixels)))
+    xyz = unit_vectors(0.5 * (np.arange(n_pixels) // side), 0.5 * (np.arange(n_pixels) % side))
+    days = np.resize([31.0, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], months)
     return RegionData(
-        "SYN", x, y, np.arange(n_pixels), area, n_pixels, area.sum() * 1e15, area.sum()
+        "SYN",
+        x,
+        y,
+        np.arange(n_pixels),
+        area,
+        n_pixels,
+        area.sum() * 1e15,
+        area.sum(),
+        days,
+        RegionQuadrature(cell_xyz=xyz, cell_weight=area, pixel_xyz=xyz),
     )
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.linalg import eigh
 from sklearn.metrics import adjusted_rand_score
 
+from fluxbridge.bridge import cluster
 from fluxbridge.bridge.cluster import (
     eigengap_n_clusters,
     gaussian_affinity,
@@ -81,3 +83,46 @@ def test_stratified_sample_seeded_and_covers_clusters() -> None:
     assert np.array_equal(a, b)
     assert len(np.unique(a)) == 10
     assert np.bincount(labels[a]).tolist() == [8, 1, 1]
+
+
+def dense_eigengap(affinity: np.ndarray, k_max: int) -> int:
+    """The rule written out with the dense solver on the whole Laplacian."""
+    n = affinity.shape[0]
+    d = affinity.sum(axis=1)
+    lap = np.eye(n) - affinity / np.sqrt(np.outer(d, d))
+    lam = eigh(lap, eigvals_only=True)[: min(k_max, n - 1) + 1]
+    return int(np.argmax(np.diff(lam)[1:]) + 2)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_lanczos_eigengap_is_the_dense_one(seed: int) -> None:
+    # 300-600 pixels in 2-7 groups of unequal spread: the shift-invert path runs
+    rng = np.random.default_rng(seed)
+    groups = int(rng.integers(2, 8))
+    centres = rng.normal(size=(groups, 36)) * rng.uniform(0.5, 3.0)
+    sizes = rng.integers(300 // groups + 1, 170, size=groups)
+    spread = rng.uniform(0.1, 1.5, size=groups)
+    x = np.concatenate(
+        [c + s * rng.normal(size=(m, 36)) for c, m, s in zip(centres, sizes, spread, strict=True)]
+    )
+    assert x.shape[0] >= cluster.LANCZOS_MIN_PIXELS
+    a = gaussian_affinity(dtw_distance_matrix(x))
+    inv = 1.0 / np.sqrt(a.sum(axis=1))
+    fast = cluster._eigengap_lanczos(inv[:, None] * a * inv[None, :], 8)
+    assert fast is not None  # the checks pass on ordinary data ...
+    assert fast == eigengap_n_clusters(a, 8) == dense_eigengap(a, 8)
+
+
+def test_lanczos_eigengap_declines_near_ties_and_falls_back(monkeypatch) -> None:
+    x, _ = planted_series(np.random.default_rng(1), n_per=110)
+    a = gaussian_affinity(dtw_distance_matrix(x))
+    inv = 1.0 / np.sqrt(a.sum(axis=1))
+    # a margin no gap can beat: the Lanczos answer is refused, the dense rule answers
+    monkeypatch.setattr(cluster, "LANCZOS_GAP_MARGIN", 10.0)
+    assert cluster._eigengap_lanczos(inv[:, None] * a * inv[None, :], 8) is None
+    assert eigengap_n_clusters(a, 8) == dense_eigengap(a, 8) == 3
+    # so does a residual bound no Ritz pair can meet
+    monkeypatch.setattr(cluster, "LANCZOS_GAP_MARGIN", 1e-7)
+    monkeypatch.setattr(cluster, "LANCZOS_RESIDUAL", -1.0)
+    assert cluster._eigengap_lanczos(inv[:, None] * a * inv[None, :], 8) is None
+    assert eigengap_n_clusters(a, 8) == 3

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Lasso
 from sklearn.metrics import r2_score
 from sklearn.preprocessing import StandardScaler
 
 from fluxbridge.bridge.lasso import (
     FitSpec,
+    PathLasso,
     SpatialPrior,
     alpha_path,
     constrained_lstsq,
     cv_r2_lasso,
     fit_threshold_lasso,
     least_squares,
+    r2,
 )
 
 PAPER = FitSpec(intercept=True, per_day=False, refit="none")
@@ -306,3 +311,35 @@ def test_strong_spatial_prior_gives_the_supports_nearest_pixel_weights() -> None
         x, y, threshold=0.9, ratio=0.85, n_alphas=100, spec=spec, weight_sum=21.0
     )
     assert not np.allclose(free.weights, quad.weights(free.columns), rtol=1e-3)
+
+
+@pytest.mark.parametrize("shape", [(36, 100), (29, 60), (72, 20), (12, 5)])
+def test_path_lasso_is_bitwise_sklearns_warm_started_lasso(shape: tuple[int, int]) -> None:
+    # the reference is scikit-learn's public Lasso refitted along the same α walk
+    rng = np.random.default_rng(shape[1])
+    months, pixels = shape
+    x = rng.normal(size=(months, pixels)).cumsum(axis=0) + rng.normal(size=pixels)
+    y = x[:, :4] @ rng.uniform(0.2, 1.0, 4) + 0.1 * rng.normal(size=months)
+    z = x / np.sqrt((x**2).mean(axis=0))
+    alpha_max = float(np.max(np.abs(z.T @ y)) / months)
+    reference = Lasso(fit_intercept=False, warm_start=True, max_iter=20_000, tol=1e-6)
+    ours = PathLasso(z, y)
+    for alpha in alpha_max * 0.85 ** np.arange(1, 60):
+        reference.set_params(alpha=alpha)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            reference.fit(z, y)
+        assert np.array_equal(ours.fit(alpha), reference.coef_)
+
+
+def test_r2_is_bitwise_sklearns_r2_score() -> None:
+    rng = np.random.default_rng(5)
+    for n in (2, 3, 7, 29, 36, 204):
+        y = rng.normal(size=n).cumsum() * 10.0 ** rng.integers(-16, 3)
+        for noise in (0.0, 1e-3, 0.5, 5.0):
+            pred = y + noise * np.std(y) * rng.normal(size=n)
+            assert r2(y, pred) == r2_score(y, pred)
+    assert r2(np.ones(4), np.ones(4)) == r2_score(np.ones(4), np.ones(4)) == 1.0
+    assert r2(np.ones(4), np.arange(4.0)) == r2_score(np.ones(4), np.arange(4.0)) == 0.0
+    with pytest.raises(ValueError, match="3 values, pred 4"):
+        r2(np.ones(3), np.ones(4))

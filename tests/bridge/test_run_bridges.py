@@ -14,14 +14,16 @@ from joblib import parallel_backend
 from sklearn.metrics import r2_score
 
 from fluxbridge import logs
-from fluxbridge.bridge import BridgeSet
+from fluxbridge.bridge import BridgeSet, build, cluster, lasso
 from fluxbridge.bridge.build import (
     BridgeConfig,
     BridgeFallbackWarning,
+    RegionData,
     build_region,
     region_inputs,
     run_bridges,
 )
+from fluxbridge.bridge.quadrature import RegionQuadrature, unit_vectors
 from fluxbridge.errors import ConfigError, FluxbridgeError, SchemaError
 from fluxbridge.geo.grid import Grid
 from fluxbridge.io import write_netcdf
@@ -342,3 +344,54 @@ def test_period_total_and_spatial_prior(built) -> None:
     assert not same_cells or not np.allclose(plain.weights, aaa.weights)
     with pytest.raises(ConfigError, match="spatial_prior"):
         run_bridges(tmp / "data", tmp / "bad", config_file(tmp / "bad.yaml", spatial_prior=-1.0))
+
+
+def synthetic_region(n_pixels: int = 320, months: int = 36, seed: int = 4) -> RegionData:
+    """A region of ``n_pixels`` seasonal pixels on a 0.5° patch, target = their area sum."""
+    rng = np.random.default_rng(seed)
+    side = int(np.ceil(np.sqrt(n_pixels)))
+    lat = 40.0 + 0.5 * (np.arange(n_pixels) // side)
+    lon = 10.0 + 0.5 * (np.arange(n_pixels) % side)
+    t = np.arange(months)
+    phase = np.where(lon < lon.mean(), 0.0, 2.0) + 0.3 * rng.normal(size=n_pixels)
+    noise = 0.05 * rng.normal(size=(months, n_pixels))
+    x = 2.0 * np.sin(2 * np.pi * t[:, None] / 12 + phase) + noise
+    area = rng.uniform(1e-5, 3e-5, n_pixels)
+    days = np.tile([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], months // 12).astype(float)
+    xyz = unit_vectors(lat, lon)
+    return RegionData(
+        abbr="SYN",
+        x=x,
+        y=x @ area,
+        cells=np.arange(n_pixels),
+        area_weights=area,
+        n_pixels=n_pixels,
+        land_area=float(area.sum() * 1e15),
+        weight_sum=float(area.sum()),
+        days=days,
+        quadrature=RegionQuadrature(cell_xyz=xyz, cell_weight=area, pixel_xyz=xyz),
+    )
+
+
+def test_fast_paths_give_bitwise_the_public_computation(monkeypatch) -> None:
+    """Direct coordinate descent, R², memoised Voronoi weights and the Lanczos eigengap
+    against scikit-learn's Lasso and r2_score, fresh weights and the dense eigensolver."""
+    region = synthetic_region()
+    assert region.x.shape[1] >= cluster.LANCZOS_MIN_PIXELS  # the Lanczos path runs
+    cfg = BridgeConfig(n_runs=3, n_jobs=1, spatial_prior=0.1, r2_threshold=0.9)
+    fast = build_region(region, cfg, 2)
+    monkeypatch.setattr(lasso, "enet_coordinate_descent", None)  # PathLasso → sklearn Lasso
+    monkeypatch.setattr(lasso, "r2", lambda y, pred: float(r2_score(y, pred)))
+    monkeypatch.setattr(build, "_memoised", lambda weights_of: weights_of)
+    monkeypatch.setattr(cluster, "LANCZOS_MIN_PIXELS", 10**9)
+    public = build_region(region, cfg, 2)
+    assert fast.fallback == public.fallback == "none"
+    for a, b in zip([fast.chosen, *fast.runs], [public.chosen, *public.runs], strict=True):
+        assert np.array_equal(a.columns, b.columns)
+        assert np.array_equal(a.weights, b.weights)
+        assert (a.alpha, a.r2_train, a.r2_cv, a.reached) == (
+            b.alpha,
+            b.r2_train,
+            b.r2_cv,
+            b.reached,
+        )

@@ -31,6 +31,7 @@ result-relevant config) matches; otherwise the ``overwrite`` policy decides.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from itertools import combinations
 from pathlib import Path
@@ -280,7 +281,9 @@ def _one_run(
     x = reg.x[:, cand]
     prior = None
     if cfg.spatial_prior > 0 and cfg.refit == "constrained":
-        prior = SpatialPrior(lambda cols: reg.quadrature.weights(cand[cols]), cfg.spatial_prior)
+        prior = SpatialPrior(
+            _memoised(lambda cols: reg.quadrature.weights(cand[cols])), cfg.spatial_prior
+        )
     fit = fit_threshold_lasso(
         x,
         reg.y,
@@ -311,6 +314,27 @@ def _one_run(
         ),
         reached=fit.reached,
     )
+
+
+WeightsOf = Callable[[np.ndarray], np.ndarray]
+
+
+def _memoised(weights_of: WeightsOf) -> WeightsOf:
+    """``weights_of`` computed once per distinct support (the same array is returned again).
+
+    Within a run the α walks of the full fit and of the k CV folds meet the same supports
+    again and again; each Voronoi computation costs (region cells × support) and grows
+    with the resolution. The callers never modify the returned weights.
+    """
+    cache: dict[bytes, np.ndarray] = {}
+
+    def cached(columns: np.ndarray) -> np.ndarray:
+        key = np.asarray(columns, dtype=np.int64).tobytes()
+        if key not in cache:
+            cache[key] = weights_of(columns)
+        return cache[key]
+
+    return cached
 
 
 def mean_jaccard(sets: list[np.ndarray]) -> float:

@@ -37,7 +37,12 @@ from typing import Literal
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Lasso
-from sklearn.metrics import r2_score
+from sklearn.utils import check_random_state
+
+try:  # the solver Lasso.fit calls; private, so the public Lasso stays the fallback
+    from sklearn.linear_model._cd_fast import enet_coordinate_descent
+except ImportError:  # pragma: no cover - another scikit-learn layout
+    enet_coordinate_descent = None
 
 from fluxbridge.data.canonical import DAILY_INTEGRAL_UNITS, MONTHLY_INTEGRAL_UNITS, NEE_UNITS
 from fluxbridge.schema import GRAMS_PER_PETAGRAM
@@ -291,18 +296,81 @@ def _used_bridge(
     return columns, weights, bias
 
 
+LASSO_MAX_ITER = 20_000
+LASSO_TOL = 1e-6
+
+
 def _lasso() -> Lasso:
-    return Lasso(fit_intercept=False, warm_start=True, max_iter=20_000, tol=1e-6)
+    return Lasso(fit_intercept=False, warm_start=True, max_iter=LASSO_MAX_ITER, tol=LASSO_TOL)
 
 
-def _fit_lasso(model: Lasso, z: np.ndarray, target: np.ndarray, alpha: float) -> np.ndarray:
-    model.set_params(alpha=alpha)
-    with warnings.catch_warnings():
-        # at tiny α with more pixels than months coordinate descent converges slowly;
-        # the R² of the used bridge is what matters
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        model.fit(z, target)
-    return model.coef_
+class PathLasso:
+    """A warm-started Lasso (no intercept) walked along decreasing α.
+
+    Bitwise scikit-learn's ``Lasso(fit_intercept=False, warm_start=True, max_iter=20000,
+    tol=1e-6)`` refitted at each α (tested): the same coordinate-descent routine with
+    the same arguments, but the design is put in Fortran order once per walk instead of
+    validated and copied at every α (scikit-learn's checks were ~15 % of a bridge
+    build). ``public=True`` (or a scikit-learn without that routine) uses ``Lasso``.
+    """
+
+    def __init__(self, z: np.ndarray, target: np.ndarray, public: bool = False) -> None:
+        self._model = _lasso() if public or enet_coordinate_descent is None else None
+        self._z = z if self._model is not None else np.asfortranarray(z, dtype=np.float64)
+        self._target = np.ascontiguousarray(target, dtype=np.float64)
+        self._coef = np.zeros(z.shape[1])
+
+    def fit(self, alpha: float) -> np.ndarray:
+        """Lasso coefficients at ``alpha`` (on z's columns), warm-started from the last α."""
+        with warnings.catch_warnings():
+            # at tiny α with more pixels than months coordinate descent converges slowly;
+            # the R² of the used bridge is what matters
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            if self._model is not None:
+                self._model.set_params(alpha=alpha)
+                self._model.fit(self._z, self._target)
+                return self._model.coef_.copy()
+            n = self._z.shape[0]
+            # Lasso.fit → enet_path: l1 = α·l1_ratio·n, l2 = α·(1 − l1_ratio)·n, l1_ratio 1;
+            # cyclic selection still draws one number from the global RNG, as it does there
+            enet_coordinate_descent(
+                self._coef,
+                alpha * 1.0 * n,
+                alpha * (1.0 - 1.0) * n,
+                self._z,
+                self._target,
+                LASSO_MAX_ITER,
+                LASSO_TOL,
+                check_random_state(None),
+                False,
+                False,
+                True,
+            )
+        if not np.isfinite(self._coef).all():
+            raise ValueError("Lasso coordinate descent gave non-finite coefficients")
+        return self._coef.copy()
+
+
+def r2(y: np.ndarray, pred: np.ndarray) -> float:
+    """``sklearn.metrics.r2_score(y, pred)`` to the last bit, without its input checks.
+
+    1 − Σ(y − pred)² / Σ(y − ȳ)² (dimensionless); 1 where the numerator is 0, 0 where
+    only the denominator is (scikit-learn's ``force_finite``). Same arithmetic as
+    scikit-learn 1.9 (columns of shape (n, 1), sums along axis 0; tested bitwise).
+    """
+    yt = np.asarray(y, dtype=np.float64).reshape(-1, 1)
+    yp = np.asarray(pred, dtype=np.float64).reshape(-1, 1)
+    if yt.shape != yp.shape:
+        raise ValueError(f"r2: y has {yt.shape[0]} values, pred {yp.shape[0]}")
+    if yt.shape[0] < 2:
+        return float("nan")
+    num = float(np.sum((yt - yp) ** 2, axis=0)[0])
+    den = float(np.sum((yt - np.mean(yt, axis=0)) ** 2, axis=0)[0])
+    if num == 0:
+        return 1.0
+    if den == 0:
+        return 0.0
+    return float(1 - num / den)
 
 
 def _first_reaching(
@@ -319,18 +387,18 @@ def _first_reaching(
     if spec.refit == "constrained" and weight_sum is None:
         raise ValueError("refit='constrained' needs weight_sum (the region's Σ w)")
     z, target, scale = _lasso_design(x, y, spec.intercept)
-    model = _lasso()
+    model = PathLasso(z, target)
     for alpha in alphas:
-        coef = _fit_lasso(model, z, target, alpha)
+        coef = model.fit(alpha)
         columns, weights, bias = _used_bridge(coef, scale, x, y, spec, weight_sum, days, prior)
-        r2 = float(r2_score(y, x[:, columns] @ weights + bias))
-        if r2 >= threshold:
+        score = r2(y, x[:, columns] @ weights + bias)
+        if score >= threshold:
             break
         if spec.refit == "constrained" and columns.size == x.shape[1]:
             # every candidate is in: the refit depends on the support only, so smaller α
             # cannot change it (and the Lasso is slowest there)
             break
-    return LassoBridgeFit(columns, weights, bias, float(alpha), r2, r2 >= threshold)
+    return LassoBridgeFit(columns, weights, bias, float(alpha), score, score >= threshold)
 
 
 def fit_threshold_lasso(
@@ -395,7 +463,7 @@ def cv_r2_lasso(
             prior,
         )
         pred[test] = x[test][:, fit.columns] @ fit.weights + fit.bias
-    return float(r2_score(y, pred))
+    return r2(y, pred)
 
 
 def r2_fixed(x: np.ndarray, y: np.ndarray, weights: np.ndarray, bias: float) -> float:
@@ -403,4 +471,4 @@ def r2_fixed(x: np.ndarray, y: np.ndarray, weights: np.ndarray, bias: float) -> 
 
     Nothing is fitted, so this is also its cross-validated R².
     """
-    return float(r2_score(y, x @ weights + bias))
+    return r2(y, x @ weights + bias)
