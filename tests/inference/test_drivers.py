@@ -9,9 +9,9 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
+import xarray as xr
 
 from fluxbridge.inference.drivers import MAX_CARRY_DAYS, Carry, DriverReader, aligned_block
 
@@ -20,18 +20,19 @@ DAYS, CELLS = 61, 13
 CHUNKS = (10, 4)  # days, cells
 
 
-def _write(path: Path, values: dict[str, np.ndarray], chunks: tuple[int, int] | None) -> None:
-    """A (time, cell) file as the canonical drivers are stored (big-endian float32, NaN fill)."""
-    with h5py.File(path, "w") as f:
-        for name, v in values.items():
-            kwargs = {"chunks": chunks, "compression": "gzip", "compression_opts": 1}
-            f.create_dataset(
-                name,
-                data=v.astype(">f4"),
-                fillvalue=np.float32(np.nan),
-                **(kwargs if chunks else {}),
-            )
-            f[name].attrs["_FillValue"] = np.array([np.nan], dtype=np.float32)
+def _write(
+    path: Path,
+    values: dict[str, np.ndarray],
+    chunks: tuple[int, int] | None,
+    dims: tuple[str, str] = ("time", "cell"),
+) -> None:
+    """A drivers file as the canonical ones are stored (float32, NaN fill, gzip chunks)."""
+    ds = xr.Dataset({n: (dims, v if dims[0] == "time" else v.T) for n, v in values.items()})
+    encoding: dict[str, dict[str, object]] = {n: {"_FillValue": np.float32(np.nan)} for n in values}
+    if chunks is not None:
+        for enc in encoding.values():
+            enc.update(zlib=True, complevel=1, chunksizes=chunks)
+    ds.to_netcdf(path, engine="h5netcdf", encoding=encoding)
 
 
 @pytest.fixture
@@ -87,6 +88,23 @@ def test_a_carry_is_used_only_for_the_days_and_cells_it_was_read_for(
         assert carry.nbytes == 0
 
 
+def test_a_short_last_year_comes_whole_from_the_carry(
+    tmp_path: Path, values: dict[str, np.ndarray]
+) -> None:
+    path = tmp_path / "drivers.nc"
+    _write(path, values, (30, 4))  # days 0..29, 30..59, 60: the file ends mid-chunk
+    carry = Carry()
+    with DriverReader(path, NAMES, carry) as reader:
+        reader.read(slice(0, 55), slice(0, CELLS), np.empty((55, CELLS, 3), "f4"))
+        assert carry.nbytes == 5 * CELLS * 3 * 4  # days 55..59
+        out = np.empty((5, CELLS, 3), "f4")
+        minimum, _, _ = reader.read(slice(55, 60), slice(0, CELLS), out)
+    np.testing.assert_array_equal(out, _expected(values, slice(55, 60), slice(0, CELLS)))
+    np.testing.assert_array_equal(
+        minimum, _expected(values, slice(55, 60), slice(0, CELLS)).min(axis=(0, 1))
+    )
+
+
 def test_no_carry_past_the_limit(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     long = {n: rng.normal(size=(120, 3)).astype(np.float32) for n in NAMES}
@@ -137,8 +155,6 @@ def test_nan_shows_in_the_minimum_and_maximum(
 
 def test_packed_variable_is_read_decoded(tmp_path: Path, values: dict[str, np.ndarray]) -> None:
     """A CF-packed driver (int16 × scale_factor + add_offset) goes through xarray's decoding."""
-    import xarray as xr
-
     path = tmp_path / "drivers.nc"
     packed = {n: xr.Variable(("time", "cell"), v) for n, v in values.items()}
     ds = xr.Dataset(packed)
@@ -155,6 +171,21 @@ def test_packed_variable_is_read_decoded(tmp_path: Path, values: dict[str, np.nd
     with DriverReader(path, NAMES) as reader:
         reader.read(slice(5, 30), slice(2, 9), out)
     np.testing.assert_array_equal(out, want)
+
+
+def test_cell_by_time_layout_is_read_by_dimension_name(
+    tmp_path: Path, values: dict[str, np.ndarray]
+) -> None:
+    path = tmp_path / "drivers.nc"
+    _write(path, values, (4, 10), dims=("cell", "time"))
+    carry = Carry()
+    with DriverReader(path, NAMES, carry) as reader:
+        for days in (slice(0, 23), slice(23, 50)):
+            out = np.empty((days.stop - days.start, 5, 3), "f4")
+            reader.read(days, slice(3, 8), out)
+            np.testing.assert_array_equal(out, _expected(values, days, slice(3, 8)))
+    assert carry.nbytes == 0  # chunks along (cell, time): nothing is carried
+    assert aligned_block(path, NAMES, 10) == 10
 
 
 def test_wrong_output_shape_is_refused(tmp_path: Path, values: dict[str, np.ndarray]) -> None:

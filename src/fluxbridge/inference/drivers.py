@@ -24,7 +24,9 @@ from typing import Any
 
 import h5py
 import numpy as np
+import xarray as xr
 
+from fluxbridge.io import ENGINE
 from fluxbridge.plausibility import column_summary
 
 #: Longest tail of a chunk (days) kept for the next year: at 17 years the tails are
@@ -64,9 +66,16 @@ class Carry:
         return {"_store": {}}
 
 
-def direct_readable(var: h5py.Dataset) -> bool:
-    """Whether ``var``'s stored numbers are its float32 values (no packing, NaN fill)."""
-    if var.dtype.kind != "f" or var.dtype.itemsize != 4 or var.ndim != 2:
+def _dims(path: Path, names: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """Each driver's dimension names, as xarray reads them (cheap: nothing is loaded)."""
+    with xr.open_dataset(path, engine=ENGINE) as ds:
+        return {name: tuple(str(d) for d in ds[name].dims) for name in names}
+
+
+def direct_readable(var: h5py.Dataset, dims: tuple[str, ...]) -> bool:
+    """Whether ``var``'s stored numbers are its float32 values laid out (time, cell):
+    no packing, NaN or no fill value."""
+    if dims != ("time", "cell") or var.dtype.kind != "f" or var.dtype.itemsize != 4:
         return False
     if any(name in var.attrs for name in _PACKING_ATTRS):
         return False
@@ -76,9 +85,14 @@ def direct_readable(var: h5py.Dataset) -> bool:
 
 def aligned_block(path: Path, names: tuple[str, ...], cell_block: int) -> int:
     """``cell_block`` rounded up to a whole number of the drivers' cell chunks, so that no
-    chunk is gunzipped by two blocks; unchanged for unchunked files."""
+    chunk is gunzipped by two blocks; unchanged for unchunked or other-layout files."""
+    dims = _dims(path, names)
     with h5py.File(path, "r") as f:
-        chunks = {f[name].chunks[1] for name in names if f[name].chunks is not None}
+        chunks = {
+            f[name].chunks[1]
+            for name in names
+            if f[name].chunks is not None and direct_readable(f[name], dims[name])
+        }
     if len(chunks) != 1:
         return cell_block
     width = chunks.pop()
@@ -100,11 +114,15 @@ class DriverReader:
         self.carry = carry if carry is not None else Carry()
         self._file = h5py.File(path, "r")
         self._vars = [self._file[name] for name in names]
-        self._direct = [direct_readable(v) for v in self._vars]
+        dims = _dims(path, names)
+        self._direct = [direct_readable(v, dims[n]) for v, n in zip(self._vars, names, strict=True)]
         self._buffer = np.empty(0, dtype=np.float32)
+        self._xarray: Any = None  # opened for the first driver not read directly
 
     def close(self) -> None:
         self._file.close()
+        if self._xarray is not None:
+            self._xarray.close()
 
     def __enter__(self) -> DriverReader:
         return self
@@ -115,7 +133,7 @@ class DriverReader:
     def _tail(self, k: int, stop: int) -> int:
         """Days after ``stop`` in the chunk holding day ``stop - 1`` (0: none or too many)."""
         var = self._vars[k]
-        if var.chunks is None:
+        if var.chunks is None or not self._direct[k]:
             return 0
         length = var.shape[0]
         chunk_days = var.chunks[0]
@@ -135,12 +153,10 @@ class DriverReader:
         if self._direct[k]:
             var.read_direct(values, np.s_[days, cells])
         else:
-            import xarray as xr
-
-            from fluxbridge.io import ENGINE
-
-            with xr.open_dataset(self.path, engine=ENGINE) as ds:
-                values[...] = ds[self.names[k]].isel(time=days, cell=cells).values
+            if self._xarray is None:
+                self._xarray = xr.open_dataset(self.path, engine=ENGINE)
+            selected = self._xarray[self.names[k]].isel(time=days, cell=cells)
+            values[...] = selected.transpose("time", "cell").values
         return values
 
     def read(
@@ -172,12 +188,13 @@ class DriverReader:
                 out[:first, :, k] = carried
                 pieces.append(carried)
             tail = self._tail(k, days.stop)
-            values = self._read(k, slice(days.start + first, days.stop + tail), cells)
-            mine = values[: n_days - first]
-            out[first:, :, k] = mine
-            pieces.append(mine)
-            if tail:
-                self.carry.put(k, cells, days.stop, values[n_days - first :].copy())
+            if first < n_days or tail:  # else a short last year came whole from the carry
+                values = self._read(k, slice(days.start + first, days.stop + tail), cells)
+                mine = values[: n_days - first]
+                out[first:, :, k] = mine
+                pieces.append(mine)
+                if tail:
+                    self.carry.put(k, cells, days.stop, values[n_days - first :].copy())
             summaries = np.array([column_summary(p, low, high) for p in pieces if p.size])
             # np.min/np.max propagate NaN, so a NaN anywhere shows in the result
             minimum[k] = np.min(summaries[:, 0])
