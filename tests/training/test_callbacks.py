@@ -3,15 +3,22 @@
 import warnings
 from types import SimpleNamespace
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from fluxbridge.bridge.bridgeset import BridgeSet
 from fluxbridge.geo.integrate import region_land_area_m2
+from fluxbridge.inference.fast import FoldedMember
 from fluxbridge.io import open_netcdf
 from fluxbridge.models.network import NEENetwork
-from fluxbridge.training.callbacks import BridgeDecoupling, BridgeDecouplingWarning
+from fluxbridge.schema import DRIVER_NAMES
+from fluxbridge.training.callbacks import (
+    BridgeDecoupling,
+    BridgeDecouplingWarning,
+    _monthly_nee,
+)
 from fluxbridge.training.datamodules import ATMSpec, FluxDataModule
 
 
@@ -56,3 +63,26 @@ def test_warns_and_refits_on_the_models_own_output(tiny_data, tiny_bridges, tmp_
     after = callback.table(net, dm.years)
     assert set(after.columns) >= {"annual_bias_pgc_yr", "monthly_r2", "rel_error", "corr"}
     assert (after.rel_error.to_numpy() <= before.rel_error.to_numpy() + 1e-12).all()
+
+
+def test_monthly_nee_is_the_networks_monthly_mean(tiny_data, tiny_bridges):
+    """The check's monthly NEE (fast inference path) against the plain network run on the
+    drivers file and averaged per calendar month with pandas."""
+    bridges = BridgeSet.load(tiny_bridges)
+    dm = FluxDataModule(tiny_data, 0, atm=ATMSpec("bridge", bridges))
+    dm.setup()
+    torch.manual_seed(1)
+    net = NEENetwork()
+    net.set_standardisation(dm.input_mean, dm.input_std)
+    year = dm.years[0]
+    got = _monthly_nee(FoldedMember(net), dm.year_batch(year), torch.device("cpu"))
+
+    drivers = open_netcdf(tiny_data / "drivers.nc")
+    drivers = drivers.sel(time=drivers["time"].dt.year == year)
+    x = np.stack([drivers[n].transpose("time", "cell").values for n in DRIVER_NAMES], -1)
+    with torch.no_grad():
+        nee = net(torch.from_numpy(x.astype(np.float32))).double().numpy()
+    months = pd.DatetimeIndex(drivers["time"].values).month
+    expected = pd.DataFrame(nee).groupby(months).mean().to_numpy()
+    assert got.shape == expected.shape == (12, drivers.sizes["cell"])
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5, atol=1e-6)
