@@ -46,6 +46,8 @@ folder at the end. Usage::
     .venv/bin/python benchmarks/bench_public_prepare.py --landcover --resolution 1 \
         --era5-deg 0.5 --cmg-deg 0.25 --fpar-pixels 24 --compare-src build/old/src \
         --stop-after drivers_2003.nc                                  # per PFT, before/after
+    .venv/bin/python benchmarks/bench_public_prepare.py --base-stage pft --cells 25211
+                                              # the per-PFT base part alone, whole vs blocks
 """
 
 from __future__ import annotations
@@ -628,6 +630,90 @@ def base_stage(mode: str, out: Path, n_cells: int, seed: int = 0) -> None:
     print(json.dumps(row | {"peak_rss_mib": peak, "wall_s": wall}))
 
 
+def pft_base_stage(mode: str, out: Path, n_cells: int, per_cell: int, seed: int = 0) -> None:
+    """The per-PFT base part's build and write alone, on random inputs (``--landcover``).
+
+    ``pft-whole``: as before the per-PFT day blocks (``modis_pft.base_year_per_pft`` on
+    the year); ``pft-blocks``: as now (the same build by
+    :func:`~fluxbridge.data.public.day_blocks.by_day_blocks`). ``n_cells`` land cells with
+    ``per_cell`` PFTs each; ERA5, WAI and Rpot (time, cell) float32 as ``_base_part``
+    holds them; MODIS: dask days indexing 46 composites per variable on the pairs, as
+    ``modis_daily(per_pft=...)`` returns them. Prints one JSON line (RSS in MiB).
+    """
+    import resource
+
+    from fluxbridge.data.public.day_blocks import by_day_blocks
+    from fluxbridge.data.public.drivers import MODIS_VARIABLES
+    from fluxbridge.data.public.modis import _daily
+    from fluxbridge.data.public.modis_landcover import PFTS, PftPairs
+    from fluxbridge.data.public.modis_pft import base_year_per_pft
+
+    rng = np.random.default_rng(seed)
+    cell = np.repeat(np.arange(n_cells), per_cell)
+    pft = np.sort(
+        (rng.integers(len(PFTS), size=n_cells)[:, None] + np.arange(per_cell)) % len(PFTS)
+    ).ravel()
+    pairs = PftPairs(
+        pft=pft,
+        cell=cell,
+        ilat=np.zeros_like(cell),
+        ilon=cell,
+        fraction=np.full(cell.size, 1.0 / per_cell),
+        n_cells=n_cells,
+    )
+    days = pd.date_range("2003-01-01", "2003-12-31", freq="D")
+    shape = (days.size, n_cells)
+    era5 = xr.Dataset(
+        {k: (("time", "cell"), rng.uniform(0, 20, shape).astype(np.float32)) for k in
+         ("tair", "rg", "precip")},
+        coords={"time": days},
+    )  # fmt: skip
+    index = np.minimum(np.arange(days.size) // COMPOSITE_STEP_DAYS, 45)
+    stacks = {v: rng.uniform(0, 1, (46, pairs.size)).astype(np.float32) for v in MODIS_VARIABLES}
+    modis = xr.Dataset(
+        {v: (("time", "pair"), _daily(stacks[v], index)) for v in MODIS_VARIABLES},
+        coords={"time": days},
+    )
+    wai = rng.uniform(0, 150, shape).astype(np.float32)
+    rpot = rng.uniform(0, 45, shape).astype(np.float32)
+    before = psutil.Process().memory_info().rss
+    start = time.perf_counter()
+    if mode == "pft-whole":
+        base = base_year_per_pft(era5, modis, rpot, wai, pairs)
+    else:
+        base = by_day_blocks(
+            lambda t: base_year_per_pft(
+                era5.isel(time=t), modis.isel(time=t), rpot[t], wai[t], pairs
+            ),
+            days,
+        )
+    write_netcdf(base, out, action=ACTION, overwrite=True)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    wall = round(time.perf_counter() - start, 1)
+    part_mib = days.size * 4 * (7 * pairs.size + 4 * n_cells) / 2**20
+    row = {"mode": mode, "cells": n_cells, "pairs": pairs.size, "part_mib": round(part_mib)}
+    print(
+        json.dumps(row | {"rss_before_mib": before / 2**20, "peak_rss_mib": peak, "wall_s": wall})
+    )
+
+
+def pft_base_compare(work: Path, n_cells: int, per_cell: int) -> None:
+    """:func:`pft_base_stage` whole, then blocks, each in its own child; prints new/old."""
+    rows = {}
+    for mode in ("pft-whole", "pft-blocks"):
+        cmd = [sys.executable, __file__, "--work", str(work), "--base-stage", mode]
+        cmd += ["--cells", str(n_cells), "--pfts-per-cell", str(per_cell)]
+        line = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        print(line.strip())
+        rows[mode] = json.loads(line.strip().splitlines()[-1])
+    old, new = rows["pft-whole"]["peak_rss_mib"], rows["pft-blocks"]["peak_rss_mib"]
+    added = [rows[m]["peak_rss_mib"] - rows[m]["rss_before_mib"] for m in rows]
+    print(
+        f"per-PFT base part, peak RSS: whole year {old:.0f} MiB, blocks {new:.0f} MiB, "
+        f"blocks/whole {new / old:.2f}; above the set-up: {added[0]:.0f} -> {added[1]:.0f} MiB"
+    )
+
+
 def _report(result: dict[str, object], inputs_mib: float) -> None:
     """Per part: wall time and peak RSS; then the totals."""
     print(f"{'part':<28} {'wall s':>8} {'peak RSS MiB':>13}")
@@ -681,9 +767,23 @@ def main() -> None:
     parser.add_argument(
         "--compare-src", type=Path, help="run prepare with the package in this folder first"
     )
-    parser.add_argument("--base-stage", choices=["whole", "blocks"], help="see base_stage")
+    parser.add_argument(
+        "--base-stage",
+        choices=["whole", "blocks", "pft-whole", "pft-blocks", "pft"],
+        help="see base_stage, pft_base_stage (pft: both, and their ratio)",
+    )
+    parser.add_argument("--pfts-per-cell", type=int, default=3, help="pairs of --base-stage pft")
     parser.add_argument("--cells", type=int, default=94284, help="land cells of --base-stage")
     args = parser.parse_args()
+    if args.base_stage == "pft":
+        args.work.mkdir(parents=True, exist_ok=True)
+        pft_base_compare(args.work, args.cells, args.pfts_per_cell)
+        return
+    if args.base_stage in ("pft-whole", "pft-blocks"):
+        args.work.mkdir(parents=True, exist_ok=True)
+        out = args.work / f"base_{args.base_stage}.nc"
+        pft_base_stage(args.base_stage, out, args.cells, args.pfts_per_cell)
+        return
     if args.base_stage:
         args.work.mkdir(parents=True, exist_ok=True)
         base_stage(args.base_stage, args.work / f"base_{args.base_stage}.nc", args.cells)
