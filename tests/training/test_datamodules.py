@@ -221,3 +221,28 @@ def test_tower_kelvin_is_refused_by_the_dataset_check(tiny_data, tmp_path):
     ds.to_netcdf(data / "sites.nc", engine="h5netcdf")
     with pytest.raises(ImplausibleError, match=r"sites\.nc, variable 'Tair'.*kelvin"):
         check_dataset(CanonicalDataset(data), top_down=False)
+
+
+def test_year_batch_is_the_drivers_of_the_year_with_one_copy(tiny_data):
+    """``year_batch`` holds the file's values (time, cell, driver) and, while it reads, not
+    much more than its result: a stack of ten loaded arrays plus a cast would need ~3×."""
+    import tracemalloc
+
+    from fluxbridge.schema import DRIVER_NAMES
+
+    dm = FluxDataModule(tiny_data, held_out=0, atm=ATMSpec("exact"))
+    dm.setup()
+    year = dm.years[1]
+    drivers = open_netcdf(tiny_data / "drivers.nc")
+    drivers = drivers.sel(time=drivers["time"].dt.year == year)
+    expected = np.stack([drivers[n].transpose("time", "cell").values for n in DRIVER_NAMES], -1)
+    cells = np.array([0, 3, 5])
+    np.testing.assert_array_equal(dm.year_batch(year, cells)["x"].numpy(), expected[:, cells])
+
+    dm.year_batch(year)  # warm: xarray's indexes and caches are not what is measured
+    tracemalloc.start()
+    x = dm.year_batch(year)["x"]
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    np.testing.assert_array_equal(x.numpy(), expected)
+    assert peak < 1.5 * x.numpy().nbytes, (peak, x.numpy().nbytes)
