@@ -22,13 +22,19 @@ from fluxbridge.training.callbacks import (
 from fluxbridge.training.datamodules import ATMSpec, FluxDataModule
 
 
-def test_warns_and_refits_on_the_models_own_output(tiny_data, tiny_bridges, tmp_path):
-    bridges = BridgeSet.load(tiny_bridges)
-    dm = FluxDataModule(tiny_data, 0, atm=ATMSpec("bridge", bridges))
+def _setup(data, bridges_path, seed):
+    """Bridges, the fold-0 data module with the bridge integral, an untrained network."""
+    bridges = BridgeSet.load(bridges_path)
+    dm = FluxDataModule(data, 0, atm=ATMSpec("bridge", bridges))
     dm.setup()
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     net = NEENetwork()
     net.set_standardisation(dm.input_mean, dm.input_std)
+    return bridges, dm, net
+
+
+def test_warns_and_refits_on_the_models_own_output(tiny_data, tiny_bridges, tmp_path):
+    bridges, dm, net = _setup(tiny_data, tiny_bridges, seed=0)
     table_path = tmp_path / "decoupling_epochs.csv"
     callback = BridgeDecoupling(
         dm, bridges, max_rel_error=-1.0, action="refit", table_path=table_path
@@ -68,12 +74,7 @@ def test_warns_and_refits_on_the_models_own_output(tiny_data, tiny_bridges, tmp_
 def test_monthly_nee_is_the_networks_monthly_mean(tiny_data, tiny_bridges):
     """The check's monthly NEE (fast inference path) against the plain network run on the
     drivers file and averaged per calendar month with pandas."""
-    bridges = BridgeSet.load(tiny_bridges)
-    dm = FluxDataModule(tiny_data, 0, atm=ATMSpec("bridge", bridges))
-    dm.setup()
-    torch.manual_seed(1)
-    net = NEENetwork()
-    net.set_standardisation(dm.input_mean, dm.input_std)
+    _, dm, net = _setup(tiny_data, tiny_bridges, seed=1)
     year = dm.years[0]
     got = _monthly_nee(FoldedMember(net), dm.year_batch(year), torch.device("cpu"))
 
