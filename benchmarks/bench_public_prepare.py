@@ -575,6 +575,22 @@ def run_prepare_measured(
     }
 
 
+def _random_era5_year(
+    rng: np.random.Generator, n_cells: int
+) -> tuple[pd.DatetimeIndex, tuple[int, int], xr.Dataset, np.ndarray]:
+    """2003's days, (day, cell) shape, random float32 ERA5 (time, cell) and each day's
+    16-day composite (0..45) for the base-stage benchmarks."""
+    days = pd.date_range("2003-01-01", "2003-12-31", freq="D")
+    shape = (days.size, n_cells)
+    era5 = xr.Dataset(
+        {k: (("time", "cell"), rng.uniform(0, 20, shape).astype(np.float32)) for k in
+         ("tair", "rg", "precip")},
+        coords={"time": days},
+    )  # fmt: skip
+    index = np.minimum(np.arange(days.size) // COMPOSITE_STEP_DAYS, 45)
+    return days, shape, era5, index
+
+
 def base_stage(mode: str, out: Path, n_cells: int, seed: int = 0) -> None:
     """The base part's build and write alone, on random inputs shaped as at 0.5°.
 
@@ -593,14 +609,7 @@ def base_stage(mode: str, out: Path, n_cells: int, seed: int = 0) -> None:
     grid = Grid.global_regular(0.5)
     flat = np.sort(rng.choice(grid.shape[0] * grid.shape[1], n_cells, replace=False))
     cells = np.unravel_index(flat, grid.shape)
-    days = pd.date_range("2003-01-01", "2003-12-31", freq="D")
-    shape = (days.size, n_cells)
-    era5 = xr.Dataset(
-        {k: (("time", "cell"), rng.uniform(0, 20, shape).astype(np.float32)) for k in
-         ("tair", "rg", "precip")},
-        coords={"time": days},
-    )  # fmt: skip
-    index = np.minimum(np.arange(days.size) // COMPOSITE_STEP_DAYS, 45)
+    days, shape, era5, index = _random_era5_year(rng, n_cells)
     modis = xr.Dataset(
         {
             v: (("time", "lat", "lon"), _daily(rng.uniform(0, 1, (46, *grid.shape)).astype(
@@ -661,14 +670,7 @@ def pft_base_stage(mode: str, out: Path, n_cells: int, per_cell: int, seed: int 
         fraction=np.full(cell.size, 1.0 / per_cell),
         n_cells=n_cells,
     )
-    days = pd.date_range("2003-01-01", "2003-12-31", freq="D")
-    shape = (days.size, n_cells)
-    era5 = xr.Dataset(
-        {k: (("time", "cell"), rng.uniform(0, 20, shape).astype(np.float32)) for k in
-         ("tair", "rg", "precip")},
-        coords={"time": days},
-    )  # fmt: skip
-    index = np.minimum(np.arange(days.size) // COMPOSITE_STEP_DAYS, 45)
+    days, shape, era5, index = _random_era5_year(rng, n_cells)
     stacks = {v: rng.uniform(0, 1, (46, pairs.size)).astype(np.float32) for v in MODIS_VARIABLES}
     modis = xr.Dataset(
         {v: (("time", "pair"), _daily(stacks[v], index)) for v in MODIS_VARIABLES},
