@@ -99,9 +99,14 @@ def check_global_total(
         )
 
 
+def opposite_signs(a: float, b: float) -> bool:
+    """Two global NEE totals (PgC yr-1) of opposite sign, both beyond ``SIGN_TOLERANCE_PGC_YR``."""
+    return min(abs(a), abs(b)) > SIGN_TOLERANCE_PGC_YR and np.sign(a) != np.sign(b)
+
+
 def check_same_sign(what: str, a: float, other: str, b: float, allow: bool = False) -> None:
     """Refuse two global NEE totals (PgC yr-1) of opposite sign when both are clearly non-zero."""
-    if min(abs(a), abs(b)) > SIGN_TOLERANCE_PGC_YR and np.sign(a) != np.sign(b):
+    if opposite_signs(a, b):
         _fail(
             f"{what}: global NEE {a:+.3g} PgC/yr has the opposite sign of {other} "
             f"({b:+.3g} PgC/yr); is its sign convention flipped?",

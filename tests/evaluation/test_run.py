@@ -23,9 +23,15 @@ import yaml
 from fluxbridge.data.canonical import DRIVER_NAMES, CanonicalDataset
 from fluxbridge.errors import FluxbridgeError
 from fluxbridge.evaluation.report import _data_checks_section
-from fluxbridge.evaluation.run import evaluate_run, held_out_years, run_evaluate
+from fluxbridge.evaluation.run import (
+    check_model_totals,
+    evaluate_run,
+    held_out_years,
+    run_evaluate,
+)
 from fluxbridge.inference.forward import current_forward
 from fluxbridge.io import ENGINE, write_netcdf
+from fluxbridge.plausibility import ImplausibleError
 from fluxbridge.training.checkpoint import load_member
 
 EARTH_RADIUS_M = 6_371_000.0  # the project's sphere (as CDO's)
@@ -187,6 +193,8 @@ def test_data_checks_count_tower_days_left_out(tiny_demo: Path, metrics: dict) -
     section = markdown[markdown.index("## Data checks") :]
     assert f"Months: 0 of {len(inv_months)} inversion months (0 %) left out" in section
     assert "Cells: land cell-months a product left empty and prepare set to 0: none" in section
+    assert checks["models_opposite_sign_to_residual_sink"] == {}
+    assert "Sign: every model's global NEE has the residual sink's sign." in section
 
 
 def test_data_checks_section_states_what_was_dropped_and_where() -> None:
@@ -200,6 +208,7 @@ def test_data_checks_section_states_what_was_dropped_and_where() -> None:
             "atm_years": [2001, 2002],
             "land_cell_months_filled_with_zero": {"CAMS": 0.0125, "fire": 0.0},
             "cell_days_outside_towers_range": {"EC": {"Tair": 7}},
+            "models_opposite_sign_to_residual_sink": {"EC": 12.24},
         }
     )
     text = " ".join(section.paragraphs)
@@ -211,6 +220,41 @@ def test_data_checks_section_states_what_was_dropped_and_where() -> None:
     assert "CAMS 1.25 %, fire 0 %" in text
     assert "where the network extrapolates: see the table." in text
     assert section.tables[0].rows == [["EC", "Tair", 7]]
+    assert "Sign: EC +12.2 PgC/yr of global NEE, the opposite sign of the residual sink" in text
+
+
+def _global_annual_pgc(path: Path, grid: xr.Dataset) -> float:
+    """Σ nee_mean × cell area × land fraction × days, per year, averaged over years (PgC)."""
+    ds = _open(path)
+    weight = exact_cell_area(grid) * grid["land_fraction"].values
+    monthly = integral_pgc_month(ds["nee_mean"].values, ds["time"].values, weight)
+    years = pd.DatetimeIndex(ds["time"].values).year
+    return float(pd.Series(monthly).groupby(years).sum().mean())
+
+
+def test_a_model_of_the_other_sign_is_scored_and_a_units_error_refused(
+    tiny_demo: Path, tmp_path: Path
+) -> None:
+    """A model that is a net source (EC on towers biased towards sources) is a result, not
+    a flipped convention: evaluation records it; ×1000 (kg read as g) is still refused."""
+    data = CanonicalDataset(tiny_demo / "data")
+    grid = _open(tiny_demo / "data" / "grid.nc")
+    ec = _open(tiny_demo / "forward" / "EC.nc")
+    source = tmp_path / "EC.nc"
+    write_netcdf(ec.assign(nee_mean=-ec["nee_mean"]), source, action="test: sign flipped")
+    expected = _global_annual_pgc(source, grid)
+    assert expected > 0.5  # a net source: the tiny demo's EC is a sink
+    opposite = check_model_totals(
+        data, {"EC": source, "EC-ATM": tiny_demo / "forward" / "EC-ATM.nc"}
+    )
+    assert list(opposite) == ["EC"]
+    assert opposite["EC"] == pytest.approx(expected, rel=1e-3)  # edges vs the grid's cell_area
+    thousandfold = tmp_path / "EC-kg.nc"
+    write_netcdf(ec.assign(nee_mean=ec["nee_mean"] * 1000.0), thousandfold, action="test: ×1000")
+    with pytest.raises(
+        ImplausibleError, match=rf"{re.escape(str(thousandfold))}.*outside the plausible"
+    ):
+        check_model_totals(data, {"EC": thousandfold})
 
 
 def test_metrics_top_level_keys(metrics: dict) -> None:

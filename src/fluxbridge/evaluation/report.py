@@ -470,6 +470,7 @@ def _data_checks_section(checks: dict) -> Section:
     n, dropped = checks["tower_days_with_nee"], checks["tower_days_left_out_nan_driver"]
     months, months_out = checks["inversion_months"], checks["inversion_months_left_out"]
     filled = checks["land_cell_months_filled_with_zero"]
+    opposite = checks["models_opposite_sign_to_residual_sink"]
     rows = [
         [model, driver, count]
         for model, counts in checks["cell_days_outside_towers_range"].items()
@@ -495,6 +496,14 @@ def _data_checks_section(checks: dict) -> Section:
         "Cell-days whose driver lies outside the towers' range widened by 10 % on each side, "
         "where the network extrapolates: "
         + ("see the table." if rows else "none, for every model."),
+        "Sign: "
+        + (
+            "; ".join(f"{m} {v:+.3g} PgC/yr" for m, v in opposite.items())
+            + " of global NEE, the opposite sign of the residual sink: a net source, scored "
+            "as it is (the inputs' sign conventions are checked where they enter)."
+            if opposite
+            else "every model's global NEE has the residual sink's sign."
+        ),
     ]
     return Section(
         "Data checks", lines, [Table(["model", "driver", "cell-days"], rows)] if rows else []

@@ -29,9 +29,9 @@ from fluxbridge.plausibility import (
     MODEL_BOUNDS_PGC_YR,
     check_dataset,
     check_global_total,
-    check_same_sign,
     complete_years,
     filled_shares,
+    opposite_signs,
 )
 from fluxbridge.schema import GRAMS_PER_PETAGRAM
 from fluxbridge.training.run import ATM_YEARS_FILE
@@ -128,7 +128,10 @@ def held_out_years(run: Path, models: list[str]) -> dict[str, list[int]]:
 
 
 def data_checks(
-    data: CanonicalDataset, sites: xr.Dataset, forward: dict[str, Path]
+    data: CanonicalDataset,
+    sites: xr.Dataset,
+    forward: dict[str, Path],
+    opposite_sign: dict[str, float],
 ) -> dict[str, object]:
     """What the scores leave out and where the models extrapolate (docs/plausibility.md).
 
@@ -136,7 +139,8 @@ def data_checks(
     the tower scores); inversion months in years that are not complete in both the
     drivers and the inversions (left out of the ATM loss); per prepared product the
     share of land cell-months it left empty and prepare set to 0; and per model the
-    cell-days of each driver outside the towers' range (recorded by forward).
+    cell-days of each driver outside the towers' range (recorded by forward); the models
+    whose global NEE (PgC yr-1) has the opposite sign of the residual sink.
     """
     observed = np.isfinite(sites["nee_obs"].values)
     drivers_ok = np.all([np.isfinite(sites[n].values) for n in DRIVER_NAMES], axis=0)
@@ -156,25 +160,40 @@ def data_checks(
         "inversion_years_left_out": sorted({int(y) for y in inv_months.year} - set(years)),
         "land_cell_months_filled_with_zero": filled_shares(data),
         "cell_days_outside_towers_range": outside,
+        "models_opposite_sign_to_residual_sink": opposite_sign,
     }
 
 
 def check_model_totals(
     data: CanonicalDataset, forward: dict[str, Path], allow: bool = False
-) -> None:
-    """Each model's annual global NEE (PgC yr-1, all land) within the models' plausible
-    bounds and of the residual sink's sign, before anything is written."""
+) -> dict[str, float]:
+    """Each model's annual global NEE (PgC yr-1, all land, + = source) within the models'
+    plausible bounds, before anything is written; returns the models whose total has the
+    opposite sign of the residual sink.
+
+    Out of bounds is a units error and refused (unless ``allow``). The opposite sign is
+    not: a forward output is the model under evaluation, not an input whose convention
+    may be flipped (those are checked where they enter), and EC trained on towers biased
+    towards sources is a net source; the report states it (docs/plausibility.md).
+    """
     grid = data.grid_ds
     land_area = grid["cell_area"] * grid["land_fraction"]  # m2
     with data.open("residual_sink") as sink:
         residual = float(sink["nee_global"].mean())
-    for path in forward.values():
+    opposite = {}
+    for model, path in forward.items():
         with xr.open_dataset(path, engine=ENGINE) as ds:
             nee = ds["nee_mean"]  # gC m-2 d-1, monthly means
             grams = (nee * land_area).sum(("lat", "lon")) * nee["time"].dt.days_in_month
             annual = float(grams.groupby("time.year").sum().mean()) / GRAMS_PER_PETAGRAM
         check_global_total(str(path), annual, MODEL_BOUNDS_PGC_YR, allow)
-        check_same_sign(str(path), annual, "the residual sink", residual, allow)
+        if opposite_signs(annual, residual):
+            log.warning(
+                f"{path}: global NEE {annual:+.3g} PgC/yr has the opposite sign of the "
+                f"residual sink ({residual:+.3g} PgC/yr); scored as it is"
+            )
+            opposite[model] = annual
+    return opposite
 
 
 def evaluate_run(
@@ -193,7 +212,7 @@ def evaluate_run(
         data.open(key).close()  # what is missing or malformed is named before any work
     check_dataset(data, top_down=True, allow=allow_implausible)
     digest = current_forward(run, data, models, force)
-    check_model_totals(data, forward, allow_implausible)
+    opposite = check_model_totals(data, forward, allow_implausible)
     for path in forward.values():
         with xr.open_dataset(path, engine=ENGINE) as ds:
             if not Grid.from_dataset(ds, path).same_as(data.grid):
@@ -263,7 +282,7 @@ def evaluate_run(
     if (run / "bridges.nc").exists():
         # the bridges on every trained model's map too (the issue's "fields it never saw")
         write_fidelity(run, data.root, forward)
-    metrics["data_checks"] = data_checks(data, sites, forward)
+    metrics["data_checks"] = data_checks(data, sites, forward, opposite)
     metrics["inputs"] = {
         "dataset": digest,
         **{f"forward/{p.name}": file_digest(p) for p in forward.values()},
