@@ -107,6 +107,23 @@ def test_goals_verdicts_by_hand():
     )
 
 
+def test_anomaly_r2_column_comes_from_the_global_scores():
+    """The IAV ratio compares magnitudes only; the R² column says whether the years match."""
+    truth = {"EC": _truth_entry(), "EC-ATM": _truth_entry(iav_ratio_global=0.938)}
+    annual = pd.DataFrame({"EC-ATM": [-2.0]}, index=["GLOBAL"])
+    glob = {"years": [2001, 2002], "EC-ATM": {"anomaly_r2_vs_truth": 0.002}, "EC": {}}
+    rows = pd.DataFrame(sc.scenario_rows("s", truth, None, annual, glob)).set_index("source")
+    assert rows.loc["EC-ATM", sc.ANOMALY_R2] == pytest.approx(0.002)
+    assert np.isnan(rows.loc["EC", sc.ANOMALY_R2])  # an older metrics.json: unknown, not 0
+    assert np.isnan(
+        pd.DataFrame(sc.scenario_rows("s", truth, None, annual))
+        .set_index("source")
+        .loc["EC-ATM", sc.ANOMALY_R2]
+    )
+    header = sc.markdown(rows.reset_index()).splitlines()[0]
+    assert header.endswith("| global_anomaly_r2_vs_truth |")
+
+
 def test_refuses_duplicate_and_missing_scenarios(tmp_path):
     a = tmp_path / "a" / "demo.yaml"
     b = tmp_path / "b" / "demo.yaml"
