@@ -86,7 +86,7 @@ def written(tiny_demo: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[s
 
     # The shared demo run must stay untouched: the sensitivity run works on a copy.
     sens = base / "sens"
-    shutil.copytree(tiny_demo, sens, ignore=shutil.ignore_patterns("data", "analysis_china"))
+    shutil.copytree(tiny_demo, sens, ignore=shutil.ignore_patterns("analysis_china"))
     assert run_sensitivity(sens, [2], seed=0, max_folds=1) == 0
     files["evaluation/sensitivity.nc"] = sens / "evaluation" / "sensitivity.nc"
 

@@ -210,7 +210,7 @@ def sensitivity_run(tiny_demo: Path, tmp_path_factory: pytest.TempPathFactory) -
     from fluxbridge.evaluation.sensitivity import run_sensitivity
 
     base = tmp_path_factory.mktemp("sensitivity-report")
-    shutil.copytree(tiny_demo, base / "run", ignore=shutil.ignore_patterns("data", "analysis_*"))
+    shutil.copytree(tiny_demo, base / "run", ignore=shutil.ignore_patterns("analysis_*"))
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(base)
         assert run_sensitivity(Path("run"), [SENSITIVITY_SIZE], seed=0, max_folds=1) == 0

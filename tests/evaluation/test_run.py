@@ -619,6 +619,7 @@ def test_forward_older_than_the_retrained_members_is_refused_then_remade_with_fo
     run = tmp_path / "run"
     shutil.copytree(tiny_demo / "train", run / "train")
     shutil.copytree(tiny_demo / "forward", run / "forward")
+    (run / "data").symlink_to(tiny_demo / "data")  # the configs name RUN/data (relative)
     # EC fold 1 retrained after the forward run (here: given fold 0's weights)
     ec = run / "train" / "ec"
     shutil.copy(ec / "fold_0" / "best.ckpt", ec / "fold_1" / "best.ckpt")

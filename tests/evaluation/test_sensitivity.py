@@ -17,14 +17,16 @@ from fluxbridge import logs
 from fluxbridge.data.canonical import TROPICAL_REGIONS
 from fluxbridge.errors import ConfigError, FluxbridgeError
 from fluxbridge.evaluation import sensitivity as sens
+from fluxbridge.training.run_config import TrainRunConfig
 
 MEMBERS = ["INV1", "INV2", "INV3", "INV4"]  # the tiny scenario's inversion ensemble
 SIZES = [1, 2, 3, 4]
 
 
 def copy_run(tiny_demo: Path, dst: Path) -> Path:
-    """The shared demo run must stay untouched (other tests rerun it), so work on a copy."""
-    shutil.copytree(tiny_demo, dst, ignore=shutil.ignore_patterns("data", "analysis_china"))
+    """The shared demo run must stay untouched (other tests rerun it), so work on a copy
+    (with its dataset: the training configs name it relative to the run)."""
+    shutil.copytree(tiny_demo, dst, ignore=shutil.ignore_patterns("analysis_china"))
     return dst
 
 
@@ -36,7 +38,7 @@ def sens_run(tiny_demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _data(run: Path) -> Path:
-    return Path(yaml.safe_load((run / "train" / "ec-atm" / "config.yaml").read_text())["data"])
+    return Path(TrainRunConfig.read(run / "train" / "ec-atm").data)
 
 
 def _drawn(seed: int = 0) -> dict[int, list[sens.Subset]]:

@@ -5,13 +5,20 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from fluxbridge import logs
 from fluxbridge.errors import FluxbridgeError
 from fluxbridge.models.network import NEENetwork
-from fluxbridge.outputs import file_digest
+from fluxbridge.outputs import file_digest, tree_digest
 from fluxbridge.training.checkpoint import FINISHED_FILE, load_member
 from fluxbridge.training.run_config import RUN_CONFIG_FILE, TrainRunConfig
 
 _FOLD = re.compile(r"fold_(\d+)$")
+#: The run's own dataset folder (RUN/data, where the demo writes its twin world).
+OWN_DATASET = "data"
+#: The file every canonical dataset holds (its index).
+CANONICAL_INDEX = "canonical.json"
+
+log = logs.get(__name__)
 
 
 def display_name(model_dir: str) -> str:
@@ -73,15 +80,64 @@ def member_digests(run: Path, model: str) -> dict[str, str]:
 
 
 def run_dataset(run: Path) -> Path:
-    """The canonical dataset the run was trained on (from the training configs)."""
-    paths = {
-        TrainRunConfig.read(d).data
+    """The canonical dataset the run was trained on (from the training configs).
+
+    The one folder the configs name, when it exists and is not another folder than the
+    run's own ``RUN/data``. Otherwise (configs disagree, the folder is gone, or an old
+    config names the original of a copied run) ``RUN/data`` is used when every config
+    records the same dataset digest and ``RUN/data`` has it; only then is the dataset
+    hashed. A folder whose content differs from what the members were trained on is
+    never chosen.
+    """
+    run = Path(run)
+    configs = {
+        d.name: TrainRunConfig.read(d)
         for d in model_dirs(run).values()
         if (d / RUN_CONFIG_FILE).exists()
     }
-    if len(paths) != 1:
+    paths = sorted({c.data for c in configs.values()})
+    own = run / OWN_DATASET
+    if len({Path(p).resolve() for p in paths}) == 1:
+        named = Path(paths[0])
+        if named.exists() and (not own.exists() or named.resolve() == own.resolve()):
+            return named
+    return _own_dataset_by_digest(run, configs, paths)
+
+
+def _own_dataset_by_digest(run: Path, configs: dict[str, TrainRunConfig], paths: list[str]) -> Path:
+    """``RUN/data`` when it holds the dataset every member was trained on; else one line."""
+    own = run / OWN_DATASET
+    if not configs:
         raise FluxbridgeError(
-            f"{run}: training configs name {len(paths)} datasets ({sorted(paths)}); "
+            f"{run}: no training config (train/<model>/{RUN_CONFIG_FILE}) names the dataset; "
             "pass --data explicitly"
         )
-    return Path(paths.pop())
+    missing = [p for p in paths if not Path(p).exists()]
+    named = f"training configs name {', '.join(paths)}" + (
+        f" ({', '.join(missing)} not found)" if missing else ""
+    )
+    digests = {c.inputs.get("dataset") for c in configs.values()}
+    if len(digests) != 1 or None in digests:
+        recorded = ", ".join(f"{m} {str(c.inputs.get('dataset'))[:12]}" for m, c in configs.items())
+        raise FluxbridgeError(
+            f"{run}: {named}, and its members were trained on different datasets (digests "
+            f"{recorded}); evaluate them from separate run folders (`forward` takes --data)"
+        )
+    digest = str(digests.pop())
+    if not (own / CANONICAL_INDEX).exists():
+        raise FluxbridgeError(
+            f"{run}: {named}, and {own} holds no dataset; put the one the members were trained "
+            f"on (digest {digest[:12]}) there (`forward` also takes --data)"
+        )
+    found = tree_digest(own)
+    if found != digest:
+        raise FluxbridgeError(
+            f"{run}: {named}; {own} holds another dataset (digest {found[:12]}) than the "
+            f"members were trained on ({digest[:12]}); put that one there (`forward` also "
+            "takes --data)"
+        )
+    log.info(
+        f"{run}: {named}; using {own}, which holds the dataset the members were trained on "
+        f"(digest {digest[:12]})"
+    )
+    return own

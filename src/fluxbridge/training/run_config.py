@@ -5,11 +5,17 @@ The resolved setup is written by ``train`` and read back by :class:`TrainRunConf
 only (forward, evaluation and the sensitivity analysis read it through this class),
 so a key renamed or missing is one error in one place. It also records the content
 digests of the inputs the members were trained on (:mod:`fluxbridge.outputs`).
+
+Its ``data`` is written relative to the run folder when the dataset lies inside it
+(``RUN/data``, the demo's layout), so that a run folder copied or moved elsewhere names
+its own dataset, not the original's; a dataset outside the run is written as an
+absolute path. :meth:`TrainRunConfig.read` gives it back as an absolute path.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +95,9 @@ class TrainRunConfig:
     ``inputs`` maps ``dataset`` (and ``bridges`` when the members used them) to the
     content digest they had when training started; a resume on changed inputs is
     refused, and ``finished.json`` of each member records the same digests.
+
+    ``data`` is the dataset folder, absolute in memory; in ``config.yaml`` it is
+    relative to the run folder when it lies inside it (:func:`stored_data_path`).
     """
 
     model: str
@@ -102,9 +111,11 @@ class TrainRunConfig:
     inputs: dict[str, str] = field(default_factory=dict)
 
     def write(self, directory: Path) -> Path:
+        """Write ``directory/config.yaml``; ``directory`` is ``RUN/train/<model dir>``."""
         path = Path(directory) / RUN_CONFIG_FILE
+        stored = replace(self, data=stored_data_path(Path(self.data), run_of(directory)))
         with atomic_path(path, overwrite=True) as tmp:
-            tmp.write_text(yaml.safe_dump(to_mapping(self), sort_keys=False))
+            tmp.write_text(yaml.safe_dump(to_mapping(stored), sort_keys=False))
         return path
 
     @classmethod
@@ -117,4 +128,23 @@ class TrainRunConfig:
             raise ConfigError(f"{path}: not found; was this model trained by `train`?") from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML ({exc})".replace("\n", " ")) from exc
-        return from_mapping(cls, data, str(path))
+        config = from_mapping(cls, data, str(path))
+        # physically: a model folder linked in from another run names that run's dataset
+        return replace(config, data=str(run_of(Path(directory).resolve()) / config.data))
+
+
+def run_of(directory: Path) -> Path:
+    """The run folder of a model's ``directory`` (``RUN/train/<model dir>``)."""
+    return Path(directory).parent.parent
+
+
+def stored_data_path(data: Path, run: Path) -> str:
+    """``data`` as ``config.yaml`` records it: relative to ``run`` when it lies inside it
+    (compared as written, else with links resolved), else absolute."""
+    for inner, outer in (
+        (Path(os.path.abspath(data)), Path(os.path.abspath(run))),
+        (Path(data).resolve(), Path(run).resolve()),
+    ):
+        if inner.is_relative_to(outer):
+            return inner.relative_to(outer).as_posix()
+    return str(Path(os.path.abspath(data)))
