@@ -2,7 +2,8 @@
 
 Expected values come from the files and the checkpoints directly: drivers read
 with xarray, members loaded with ``load_member`` and called as plain
-``NEENetwork`` modules, monthly means and ensemble statistics taken with numpy.
+``NEENetwork`` modules, monthly means and ensemble statistics taken with numpy
+(float64) or Python's ``statistics``.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ import copy
 import hashlib
 import json
 import shutil
+import statistics
 import tracemalloc
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pandas as pd
 import pytest
@@ -24,7 +27,13 @@ from fluxbridge.data.canonical import DRIVER_NAMES, NEE_UNITS, CanonicalDataset
 from fluxbridge.errors import FluxbridgeError
 from fluxbridge.inference import forward
 from fluxbridge.inference.fast import FoldedMember
-from fluxbridge.inference.forward import ForwardPlan, compute_year, forward_run, run_forward
+from fluxbridge.inference.forward import (
+    ForwardPlan,
+    compute_year,
+    ensemble_mean_std,
+    forward_run,
+    run_forward,
+)
 from fluxbridge.io import ENGINE, write_netcdf
 from fluxbridge.models.network import NEENetwork
 from fluxbridge.outputs import tree_digest
@@ -68,6 +77,41 @@ def _assert_identical(a: Path, b: Path) -> None:
             np.testing.assert_array_equal(x[name].values, y[name].values, err_msg=name)
 
 
+def _assert_ensemble_statistics(ds: xr.Dataset) -> None:
+    """nee_mean and nee_std (ddof 0) are the float64 ones of the file's members, rounded to
+    float32 (rtol 1e-6: float32 rounding is 6e-8 relative; NaN where any member is NaN)."""
+    values = ds["nee"].values.astype(np.float64)
+    np.testing.assert_allclose(ds["nee_mean"].values, values.mean(axis=0), rtol=1e-6, atol=0)
+    np.testing.assert_allclose(ds["nee_std"].values, values.std(axis=0, ddof=0), rtol=1e-6, atol=0)
+
+
+def _assert_nee_is_the_computed_years(path: Path, run: Path, daily: bool) -> None:
+    """The file's nee is, bit for bit, what compute_year gives, on the grid; NaN at sea."""
+    members, names = _members(run)
+    drivers = _load(run / "data" / "drivers.nc")
+    plan = ForwardPlan(
+        run / "data" / "drivers.nc",
+        pd.DatetimeIndex(drivers["time"].values),
+        drivers.sizes["cell"],
+        cell_block=4096,
+        daily=daily,
+    )
+    ilat, ilon = drivers["cell_ilat"].values, drivers["cell_ilon"].values
+    with xr.open_dataset(path, engine=ENGINE) as ds:
+        assert list(ds["member"].values) == names
+        nee = ds["nee"].values
+    sea = np.ones(nee.shape[2:], dtype=bool)
+    sea[ilat, ilon] = False
+    assert np.isnan(nee[:, :, sea]).all()
+    offset = 0
+    for year in plan.years:
+        want = compute_year(plan, members, year, CPU)
+        got = nee[:, offset : offset + want.shape[1]][:, :, ilat, ilon]
+        np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32), err_msg=year)
+        offset += want.shape[1]
+    assert offset == nee.shape[1]
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tiny_demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One in-process forward run of EC, never interrupted."""
@@ -91,11 +135,15 @@ def test_output_layout_units_and_ensemble_statistics(tiny_demo: Path) -> None:
         np.testing.assert_array_equal(ds["lat"].values, grid["lat"].values)
         np.testing.assert_array_equal(ds["lon"].values, grid["lon"].values)
 
-        values = nee.values.astype(np.float64)
-        np.testing.assert_allclose(ds["nee_mean"].values, values.mean(axis=0), rtol=1e-6)
-        np.testing.assert_allclose(
-            ds["nee_std"].values, values.std(axis=0, ddof=0), rtol=1e-5, atol=1e-6
-        )
+        for name in ("nee", "nee_mean", "nee_std"):
+            assert ds[name].dtype == np.float32, name
+            assert np.isnan(ds[name].encoding["_FillValue"]), name
+            assert ds[name].attrs["cell_methods"] == "time: mean", name
+            assert ds[name].attrs["units"] == NEE_UNITS, name
+        assert "standard deviation" in ds["nee_std"].attrs["long_name"]
+        assert "ddof=0" in ds["nee_std"].attrs["long_name"]
+        assert "ensemble mean" in ds["nee_mean"].attrs["long_name"]
+        _assert_ensemble_statistics(ds)
         # the two members are different networks: a spread of exactly zero would hide a bug
         land = grid["land_fraction"].values > 0
         assert (ds["nee_std"].values[:, land] > 0).mean() > 0.99
@@ -153,6 +201,48 @@ def test_monthly_value_is_mean_of_network_over_the_days(
     with xr.open_dataset(tiny_demo / "forward" / "EC.nc", engine=ENGINE) as ds:
         got = float(ds["nee"].sel(member=f"fold_{fold}", time=f"{month}-01")[ilat, ilon])
     assert got == pytest.approx(daily.mean(), rel=1e-5, abs=1e-5)
+
+
+def test_nee_is_bitwise_the_computed_years(tiny_demo: Path, uninterrupted: Path) -> None:
+    """The merge only moves values: every member, month and land cell is the year's result."""
+    _assert_nee_is_the_computed_years(uninterrupted, tiny_demo, daily=False)
+
+
+def test_daily_output_in_uneven_merge_blocks(
+    tiny_demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Daily: 365/366 steps a year merged 50 at a time (the last block of a year shorter)."""
+    monkeypatch.setattr(forward, "MERGE_STEPS", 50)
+    out = _run(tiny_demo, tmp_path / "EC_daily.nc", daily=True)
+    _assert_nee_is_the_computed_years(out, tiny_demo, daily=True)
+    with xr.open_dataset(out, engine=ENGINE) as ds:
+        assert ds.sizes["time"] == 365 + 366 + 365
+        assert ds["nee_mean"].attrs["cell_methods"] == "time: point"
+        _assert_ensemble_statistics(ds)
+
+
+def test_ensemble_statistics_against_python_statistics(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Mean and population std of 7 members, in blocks of 5 columns (the last one shorter),
+    against statistics.fmean/pstdev (exact float64 algorithms) rounded to float32; a NaN
+    member value makes both NaN at that step and cell only."""
+    monkeypatch.setattr(forward, "STATS_BLOCK", 7 * 5)
+    rng = np.random.default_rng(3)
+    # a large common offset and a small spread: a one-pass float32 variance would cancel
+    values = (-40.0 + rng.normal(0.0, 0.05, size=(7, 4, 6))).astype(np.float32)
+    values[2, 1, 3] = np.nan
+    mean, std = ensemble_mean_std(values)
+    assert mean.dtype == std.dtype == np.float32 and mean.shape == std.shape == (4, 6)
+    for step in range(4):
+        for cell in range(6):
+            column = [float(v) for v in values[:, step, cell]]
+            if (step, cell) == (1, 3):
+                assert np.isnan(mean[step, cell]) and np.isnan(std[step, cell])
+                continue
+            assert mean[step, cell] == pytest.approx(statistics.fmean(column), rel=1e-6)
+            assert std[step, cell] == pytest.approx(statistics.pstdev(column), rel=1e-6)
+    assert np.isfinite(mean).sum() == 4 * 6 - 1
+    same = np.repeat(values[:1], 3, axis=0)  # identical members: no spread at all
+    assert (ensemble_mean_std(same)[1][np.isfinite(same[0])] == 0).all()
 
 
 def test_run_forward_file_equals_forward_run(tiny_demo: Path, uninterrupted: Path) -> None:
@@ -233,6 +323,10 @@ def test_killed_run_resumes_without_recomputing_written_years(
     assert calls == [2003, 2004]
     assert not out.exists()
     assert sorted(p.name for p in parts.glob("*.nc")) == ["2003.nc"]
+    with h5py.File(parts / "2003.nc", "r") as part:  # the year as computed: land cells only
+        assert part["nee"].shape == (2, 12, _load(tiny_demo / "data" / "drivers.nc").sizes["cell"])
+        assert part["nee"].compression is None, "parts are temporary: not compressed"
+        assert part["nee_mean"].shape == part["nee_std"].shape == part["nee"].shape[1:]
 
     calls.clear()
     _run(tiny_demo, out)
@@ -299,6 +393,52 @@ def test_a_damaged_part_is_recomputed(
     _run(tiny_demo, out)
     assert calls == [2003, 2004, 2005], "the damaged 2003 part is made again, not merged"
     _assert_identical(out, uninterrupted)
+
+
+def test_a_part_of_another_shape_is_recomputed(
+    tiny_demo: Path, uninterrupted: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A readable part whose arrays do not fit the run (here: a cell short) is made again."""
+    real = forward.compute_year
+    calls: list[int] = []
+    killed: list[int] = []
+
+    def dies_in_2004(plan, members, year, device, stats=None):
+        calls.append(year)
+        if year == 2004 and not killed:
+            killed.append(year)
+            raise SimulatedKill
+        return real(plan, members, year, device, stats)
+
+    monkeypatch.setattr(forward, "compute_year", dies_in_2004)
+    out = tmp_path / "EC.nc"
+    with pytest.raises(SimulatedKill):
+        _run(tiny_demo, out)
+    part = tmp_path / "EC.nc.parts" / "2003.nc"
+    short = _load(part).isel(cell=slice(0, -1))
+    write_netcdf(short, part, action="test: one cell short", overwrite=True)
+    calls.clear()
+    _run(tiny_demo, out)
+    assert calls == [2003, 2004, 2005]
+    _assert_identical(out, uninterrupted)
+
+
+def test_the_merge_refuses_a_part_changed_after_the_start(
+    tiny_demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A part that no longer fits when it is merged: one line naming it, parts kept."""
+    real = forward._write_part
+
+    def writes_2005_short(part_dir, year, steps, values, member_names, stats):
+        values = values[:, :, :-1] if year == 2005 else values
+        real(part_dir, year, steps, values, member_names, stats)
+
+    monkeypatch.setattr(forward, "_write_part", writes_2005_short)
+    out = tmp_path / "EC.nc"
+    with pytest.raises(FluxbridgeError, match=r"EC\.nc\.parts/2005\.nc: nee has shape"):
+        _run(tiny_demo, out)
+    assert not out.exists()
+    assert (tmp_path / "EC.nc.parts" / "2005.nc").exists()
 
 
 # --- provenance -----------------------------------------------------------------------------

@@ -6,6 +6,12 @@ drivers. Each year is written to its own part file as soon as it is done, so a
 killed run resumes where it stopped; the parts are merged into the final file,
 written atomically, at the end. With Dask, years run as tasks on a cluster and
 produce the same part files, hence the same final file.
+
+A part holds the year as computed: land cells only, uncompressed (it is temporary),
+with the ensemble mean and standard deviation taken from the in-memory array. The
+merge is a concatenation: each part is read once with h5py and scattered onto the
+grid into the output, a block of steps at a time (no Dask graph), and only the
+output is compressed.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import h5netcdf
+import h5py
 import numpy as np
 import pandas as pd
 import torch
@@ -34,10 +42,12 @@ from fluxbridge.inference.drivers import Carry, DriverReader, aligned_block
 from fluxbridge.io import ENGINE, write_netcdf
 from fluxbridge.outputs import (
     INPUTS_ATTR,
+    atomic_path,
     check_inputs,
     fingerprint,
     inputs_attr,
     recorded_inputs,
+    require_space,
     reuse_part,
     stage_lock,
     tree_digest,
@@ -52,6 +62,16 @@ log = logs.get(__name__)
 DRIVER_RANGE_ATTR = "driver_range"
 #: Output attribute: cell-days per driver outside the towers' range (JSON).
 OUTSIDE_ATTR = "drivers_outside_training_range"
+#: What a year part holds; part of the work fingerprint, so parts written by code that
+#: stored them otherwise (before: compressed (member, time, lat, lon), no statistics)
+#: are computed again instead of merged.
+PART_LAYOUT = "nee(member, time, cell), nee_mean/nee_std(time, cell); land cells; uncompressed"
+#: Output steps per read and write of the merge: its buffer is steps × lat × lon float32
+#: (32 MiB at 0.5°), so a daily year is not held on the grid at once.
+MERGE_STEPS = 32
+#: Elements of (member × column) taken at a time for the ensemble statistics: bounds their
+#: float64 working copy to 32 MiB, however many members, steps and cells a year has.
+STATS_BLOCK = 1 << 22
 
 Member = Callable[[torch.Tensor], torch.Tensor]
 """A trained member: raw drivers (N, 10) float32 → NEE (N,) in gC m-2 d-1."""
@@ -81,6 +101,10 @@ class ForwardPlan:
         """Output time steps of ``year``: its days, or the starts of its months."""
         days = self.times[self.day_slice(year)]
         return days if self.daily else pd.DatetimeIndex(days.to_period("M").unique().to_timestamp())
+
+    def part_shape(self, year: int) -> tuple[int, int]:
+        """(step, cell) of ``year``'s NEE, as computed and as stored in its part."""
+        return len(self.steps(year)), self.n_cells
 
 
 def run_members_on_block(
@@ -150,31 +174,56 @@ def _part_name(year: int) -> str:
     return f"{year}.nc"
 
 
+def ensemble_mean_std(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation (ddof=0) over ``member`` of (member, step, cell) NEE.
+
+    Same units and sign as ``values`` (gC m-2 d-1, positive = source), shape (step,
+    cell), float32. Accumulated in float64 in two passes (the mean, then the mean
+    squared deviation from it), so the float32 results are the exact ones rounded
+    once, nearly always. NaN propagates (xarray's ``skipna=False``): a member missing
+    a cell makes the statistics there NaN instead of those of the other members.
+    """
+    n_members = values.shape[0]
+    flat = values.reshape(n_members, -1)
+    mean = np.empty(flat.shape[1], np.float32)
+    std = np.empty(flat.shape[1], np.float32)
+    width = max(1, STATS_BLOCK // n_members)
+    for start in range(0, flat.shape[1], width):
+        cols = slice(start, start + width)
+        x = flat[:, cols].astype(np.float64)
+        centre = x.mean(axis=0)
+        mean[cols] = centre
+        x -= centre
+        np.square(x, out=x)
+        std[cols] = np.sqrt(x.mean(axis=0))
+    return mean.reshape(values.shape[1:]), std.reshape(values.shape[1:])
+
+
 def _write_part(
     part_dir: Path,
     year: int,
     steps: pd.DatetimeIndex,
     values: np.ndarray,
     member_names: Sequence[str],
-    cell_ilat: np.ndarray,
-    cell_ilon: np.ndarray,
-    grid_ds: xr.Dataset,
     stats: DriverRange,
 ) -> None:
-    nlat, nlon = grid_ds.sizes["lat"], grid_ds.sizes["lon"]
-    field = np.full((len(member_names), len(steps), nlat, nlon), np.nan, dtype=np.float32)
-    field[:, :, cell_ilat, cell_ilon] = values
+    """One year's (member, step, cell) NEE and its ensemble statistics, as computed."""
+    mean, std = ensemble_mean_std(values)
+    cell_dims = ("time", "cell")
     ds = xr.Dataset(
-        {"nee": (("member", "time", "lat", "lon"), field)},
-        coords={
-            "member": list(member_names),
-            "time": steps,
-            "lat": grid_ds["lat"],
-            "lon": grid_ds["lon"],
+        {
+            "nee": (("member", *cell_dims), values),
+            "nee_mean": (cell_dims, mean),
+            "nee_std": (cell_dims, std),
         },
+        coords={"member": list(member_names), "time": steps},
         attrs={DRIVER_RANGE_ATTR: stats.to_json()},
     )
-    write_netcdf(ds, part_dir / _part_name(year), action="forward part", overwrite=True)
+    # uncompressed: the part is read once by the merge and removed; compressing it would
+    # cost a deflate here and an inflate there for bytes that are thrown away
+    write_netcdf(
+        ds, part_dir / _part_name(year), action="forward part", overwrite=True, compress=False
+    )
 
 
 def forward_run(
@@ -230,24 +279,22 @@ def forward_run(
         "n_cells": plan.n_cells,
         "daily": daily,
         "inputs": inputs or {},
+        "part_layout": PART_LAYOUT,
     }
     work_directory(part_dir, fingerprint(settings))
-    todo = [y for y in plan.years if not reuse_part(part_dir / _part_name(y), _readable)]
+    todo = [
+        year
+        for year in plan.years
+        if not reuse_part(
+            part_dir / _part_name(year),
+            lambda path, year=year: _readable(path, (len(member_names), *plan.part_shape(year))),
+        )
+    ]
 
     def one(year: int) -> None:
         stats = copy.deepcopy(empty)
         values = compute_year(plan, members, year, device, stats=stats)
-        _write_part(
-            part_dir,
-            year,
-            plan.steps(year),
-            values,
-            member_names,
-            cell_ilat,
-            cell_ilon,
-            grid_ds,
-            stats,
-        )
+        _write_part(part_dir, year, plan.steps(year), values, member_names, stats)
 
     try:
         run_tasks(one, todo, dask, desc=f"forward {model_name}", unit="year", progress=progress)
@@ -262,6 +309,8 @@ def forward_run(
         plan,
         out,
         model_name=model_name,
+        member_names=member_names,
+        cells=(cell_ilat, cell_ilon),
         daily=daily,
         grid_ds=grid_ds,
         inputs=inputs,
@@ -272,8 +321,14 @@ def forward_run(
     return out
 
 
-def _readable(path: Path) -> None:
-    xr.open_dataset(path, engine=ENGINE).close()
+def _readable(path: Path, shape: tuple[int, int, int]) -> None:
+    """Raise unless ``path`` is a whole part holding (member, time, cell) = ``shape``."""
+    with h5py.File(path, "r") as part:
+        if DRIVER_RANGE_ATTR not in part.attrs:
+            raise ValueError(f"no {DRIVER_RANGE_ATTR} attribute")
+        for name, want in (("nee", shape), ("nee_mean", shape[1:]), ("nee_std", shape[1:])):
+            if part[name].shape != want:
+                raise ValueError(f"{name} has shape {part[name].shape}, expected {want}")
 
 
 def _check_drivers(part_dir: Path, plan: ForwardPlan, allow: bool) -> dict[str, int]:
@@ -287,66 +342,133 @@ def _check_drivers(part_dir: Path, plan: ForwardPlan, allow: bool) -> dict[str, 
     return total.check(str(plan.drivers_path), allow)
 
 
+def _output_skeleton(
+    plan: ForwardPlan,
+    member_names: Sequence[str],
+    grid_ds: xr.Dataset,
+    *,
+    model_name: str,
+    inputs: dict[str, str] | None,
+    outside: dict[str, int],
+) -> xr.Dataset:
+    """The output's coordinates, cell bounds, land fraction and attributes: all but the NEE."""
+    times = pd.DatetimeIndex(np.concatenate([plan.steps(y).values for y in plan.years]))
+    result = xr.Dataset(
+        coords={
+            "member": list(member_names),
+            "time": times,
+            "lat": grid_ds["lat"],
+            "lon": grid_ds["lon"],
+        }
+    )
+    if "lat_bnds" in grid_ds and "lon_bnds" in grid_ds:
+        result = result.assign(lat_bnds=grid_ds["lat_bnds"], lon_bnds=grid_ds["lon_bnds"])
+    # the file says which cells are land, so `integrate` on it weighs land, not ocean
+    result["land_fraction"] = grid_ds["land_fraction"].assign_attrs(
+        standard_name="land_area_fraction"
+    )
+    result.attrs = {"title": f"fluxbridge forward run of {model_name}", "model": model_name}
+    if inputs is not None:
+        result.attrs[INPUTS_ATTR] = inputs_attr(inputs)
+    # cell-days per driver outside the towers' range (plausibility.DriverRange)
+    result.attrs[OUTSIDE_ATTR] = json.dumps(outside)
+    return result
+
+
+def _nee_variables(daily: bool) -> dict[str, tuple[tuple[str, ...], dict[str, str]]]:
+    """Dimensions and CF attributes of the output's NEE variables."""
+    time_method = "time: mean" if not daily else "time: point"
+    # CF cell_methods may only name the variable's own dimensions; ``member`` is
+    # reduced away in the ensemble statistics, so their long_names say it instead.
+    long_names = {
+        "nee": "net ecosystem exchange (positive = source to the atmosphere)",
+        "nee_mean": "ensemble mean NEE over members",
+        "nee_std": "standard deviation of NEE over members (ddof=0)",
+    }
+    return {
+        name: (
+            ("member", "time", "lat", "lon") if name == "nee" else ("time", "lat", "lon"),
+            {
+                "units": NEE_UNITS,
+                "long_name": carbon_long_name(long_name),
+                "cell_methods": time_method,
+            },
+        )
+        for name, long_name in long_names.items()
+    }
+
+
 def _merge_parts(
     part_dir: Path,
     plan: ForwardPlan,
     out: Path,
     *,
     model_name: str,
+    member_names: Sequence[str],
+    cells: tuple[np.ndarray, np.ndarray],
     daily: bool,
     grid_ds: xr.Dataset,
     inputs: dict[str, str] | None,
     outside: dict[str, int],
     replace: bool,
 ) -> None:
-    parts = [part_dir / _part_name(y) for y in plan.years]
-    with xr.open_mfdataset(
-        parts, engine=ENGINE, combine="nested", concat_dim="time", chunks={}
-    ) as ds:
-        time_method = "time: mean" if not daily else "time: point"
-        nee = ds["nee"]
-        nee.attrs = {
-            "units": NEE_UNITS,
-            "long_name": carbon_long_name(
-                "net ecosystem exchange (positive = source to the atmosphere)"
-            ),
-            "cell_methods": time_method,
-        }
-        # CF cell_methods may only name the variable's own dimensions; ``member`` is
-        # reduced away in the ensemble statistics, so their long_names say it instead.
-        # skipna=False: members share their NaN cells (ocean), and a NaN-skipping mean
-        # there divides 0 by 0 count; a member missing a land cell must not bias the mean.
-        mean = nee.mean("member", skipna=False)
-        std = nee.std("member", skipna=False)
-        result = xr.Dataset(
-            {
-                "nee": nee,
-                "nee_mean": mean.assign_attrs(
-                    units=NEE_UNITS,
-                    long_name=carbon_long_name("ensemble mean NEE over members"),
-                    cell_methods=time_method,
-                ),
-                "nee_std": std.assign_attrs(
-                    units=NEE_UNITS,
-                    long_name=carbon_long_name("standard deviation of NEE over members (ddof=0)"),
-                    cell_methods=time_method,
-                ),
-            },
-        )
-        result = result.assign_coords(lat=grid_ds["lat"], lon=grid_ds["lon"])
-        if "lat_bnds" in grid_ds and "lon_bnds" in grid_ds:
-            result = result.assign(lat_bnds=grid_ds["lat_bnds"], lon_bnds=grid_ds["lon_bnds"])
-        # the file says which cells are land, so `integrate` on it weighs land, not ocean
-        result["land_fraction"] = grid_ds["land_fraction"].assign_attrs(
-            standard_name="land_area_fraction"
-        )
-        result.attrs = {"title": f"fluxbridge forward run of {model_name}", "model": model_name}
-        if inputs is not None:
-            result.attrs[INPUTS_ATTR] = inputs_attr(inputs)
-        # cell-days per driver outside the towers' range (plausibility.DriverRange)
-        result.attrs[OUTSIDE_ATTR] = json.dumps(outside)
-        # an output being replaced stays in place until the new one is complete
-        write_netcdf(result, out, action=f"forward run of {model_name}", overwrite=replace)
+    """Concatenate the year parts into ``out``: nee, nee_mean, nee_std on the grid.
+
+    Each part is read once, a block of steps at a time, its land cells scattered onto
+    a NaN grid (ocean) and written into the output's compressed variables; written
+    under a temporary name and renamed, so an output being replaced stays in place
+    until the new one is complete.
+    """
+    skeleton = _output_skeleton(
+        plan, member_names, grid_ds, model_name=model_name, inputs=inputs, outside=outside
+    )
+    nlat, nlon = grid_ds.sizes["lat"], grid_ds.sizes["lon"]
+    n_members, n_times = len(member_names), skeleton.sizes["time"]
+    variables = _nee_variables(daily)
+    # the uncompressed size, an upper bound of what the compressed variables take
+    require_space(out.parent, 4 * nlat * nlon * n_times * (n_members + 2), out.name)
+    flat_cells = cells[0].astype(np.int64) * nlon + cells[1]
+    # one grid buffer for every block: ocean cells are never written, so they stay NaN
+    grid = np.full((min(MERGE_STEPS, n_times), nlat * nlon), np.nan, dtype=np.float32)
+    with atomic_path(out, overwrite=replace) as tmp:
+        write_netcdf(skeleton, tmp, action=f"forward run of {model_name}", overwrite=True)
+        with h5netcdf.File(tmp, "a") as nc:
+            target: dict[str, h5netcdf.Variable] = {}
+            for name, (dims, attrs) in variables.items():
+                # one chunk per map: every block writes whole chunks (no chunk is inflated
+                # and deflated twice), and readers that integrate maps read whole chunks
+                chunks = (1,) * (len(dims) - 2) + (nlat, nlon)
+                target[name] = var = nc.create_variable(
+                    name,
+                    dims,
+                    dtype=np.float32,
+                    fillvalue=np.float32(np.nan),
+                    chunks=chunks,
+                    compression="gzip",
+                    compression_opts=1,  # as fluxbridge.io.cf_encoding
+                )
+                var.attrs.update(attrs)
+            offset = 0
+            for year in plan.years:
+                path = part_dir / _part_name(year)
+                n_steps = len(plan.steps(year))
+                try:  # checked when the run started; a part changed since must not merge
+                    _readable(path, (n_members, *plan.part_shape(year)))
+                except (OSError, ValueError, KeyError) as exc:
+                    raise FluxbridgeError(f"{path}: {exc}; rerun to compute it again") from exc
+                with h5py.File(path, "r") as part:
+                    source = {name: part[name] for name in variables}
+                    for first in range(0, n_steps, MERGE_STEPS):
+                        steps = slice(first, min(first + MERGE_STEPS, n_steps))
+                        block = grid[: steps.stop - steps.start]
+                        at = slice(offset + steps.start, offset + steps.stop)
+                        for k in range(n_members):
+                            block[:, flat_cells] = source["nee"][k, steps]
+                            target["nee"][k, at] = block.reshape(-1, nlat, nlon)
+                        for name in ("nee_mean", "nee_std"):
+                            block[:, flat_cells] = source[name][steps]
+                            target[name][at] = block.reshape(-1, nlat, nlon)
+                offset += n_steps
 
 
 def forward_inputs(run: Path, model: str, dataset_digest: str) -> dict[str, str]:
