@@ -21,7 +21,8 @@ of the child and of its children that ended, e.g. Dask workers), the peak RSS (t
 largest single process, ``ru_maxrss``, and the largest sum over the child's process
 tree, sampled every second from /proc), the 1-minute load before and after, and the
 output's size; then the wall time against the goal (900 s) and against the baseline
-run of the same results file (same mode). Runs are appended to ``--results`` (JSON
+run of the same results file (same mode; a Dask run also against the in-process run
+with as many members). Runs are appended to ``--results`` (JSON
 lines) as they finish; a run already there for the same data, members, mode and
 forward code is skipped, so a stopped benchmark resumes. Usage::
 
