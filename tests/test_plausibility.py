@@ -20,7 +20,6 @@ from fluxbridge.plausibility import (
     column_summary,
     complete_years,
 )
-from tests.driver_range import add_block
 
 
 def test_tair_in_kelvin_is_refused_with_a_hint():
@@ -73,7 +72,7 @@ def test_driver_range_counts_values_outside_the_widened_tower_range():
     # widened by 10 % of the range: a -1..11, b 9..21
     np.testing.assert_allclose(rng.low, [-1.0, 9.0])
     np.testing.assert_allclose(rng.high, [11.0, 21.0])
-    add_block(rng, np.array([[[-2.0, 15.0], [5.0, 22.0]], [[11.5, 8.0], [0.0, 21.0]]]))
+    rng.update(np.array([[[-2.0, 15.0], [5.0, 22.0]], [[11.5, 8.0], [0.0, 21.0]]]))
     assert rng.outside.tolist() == [2, 2]  # a: -2, 11.5; b: 22, 8
     assert rng.n == 4
     back = DriverRange.from_json(rng.to_json())
@@ -99,11 +98,11 @@ def test_column_summary_equals_plain_numpy():
     assert np.isnan(minimum) and np.isnan(maximum) and outside == 0  # NaN is not "outside"
 
 
-def test_update_summary_equals_the_plain_statistics():
+def test_update_summary_equals_update():
     towers = np.array([[0.0, 10.0], [10.0, 20.0]])
     block = np.array([[[-2.0, 15.0], [5.0, 22.0]], [[11.5, 8.0], [0.0, 21.0]]], dtype=np.float32)
     direct = DriverRange.of_towers(("a", "b"), towers)
-    add_block(direct, block)
+    direct.update(block)
     summed = DriverRange.of_towers(("a", "b"), towers)
     parts = [column_summary(block[..., k], summed.low[k], summed.high[k]) for k in range(2)]
     minimum, maximum, outside = (np.array([p[i] for p in parts]) for i in range(3))

@@ -201,12 +201,12 @@ TRAINING_RANGE_MARGIN = 0.1
 def column_summary(values: np.ndarray, low: float, high: float) -> tuple[float, float, int]:
     """Min, max of one driver's ``values`` (any shape) and how many lie outside [low, high].
 
-    The statistics of :class:`DriverRange` for one driver of a block, in the driver's
+    The same numbers as :meth:`DriverRange.update` takes from a block, in the driver's
     own units, in fewer passes: min and max first, and the two counting passes only
     when [min, max] is not inside [low, high] (most blocks of most drivers). NaN
     propagates to min and max and is never counted as outside. ``low``/``high`` are
-    compared in float64 (as numpy compares a float32 block with float64 bounds), so
-    pass them as numpy float64 or Python floats, not float32.
+    compared in float64 (as ``update`` does), so pass them as numpy float64 or Python
+    floats, not float32.
     """
     minimum, maximum = values.min(), values.max()
     low, high = np.float64(low), np.float64(high)
@@ -243,6 +243,16 @@ class DriverRange:
         return cls(
             names, lo - pad, hi + pad, np.full(k, np.inf), np.full(k, -np.inf), np.zeros(k, int)
         )
+
+    def update(self, block: np.ndarray) -> None:
+        """Add a block of drivers (..., driver): the plain way, which the tests take as the
+        oracle of :meth:`update_summary` and forward.py before issue 14 used
+        (``benchmarks/bench_forward_drivers.py`` runs that code as its baseline)."""
+        flat = block.reshape(-1, len(self.names))
+        self.minimum = np.minimum(self.minimum, flat.min(axis=0))
+        self.maximum = np.maximum(self.maximum, flat.max(axis=0))
+        self.outside += ((flat < self.low) | (flat > self.high)).sum(axis=0)
+        self.n += flat.shape[0]
 
     def update_summary(
         self, minimum: np.ndarray, maximum: np.ndarray, outside: np.ndarray, n: int

@@ -39,7 +39,6 @@ from fluxbridge.models.network import NEENetwork
 from fluxbridge.outputs import tree_digest
 from fluxbridge.plausibility import DriverRange
 from fluxbridge.training.checkpoint import FINISHED_FILE, load_member
-from tests.driver_range import add_block
 
 CPU = torch.device("cpu")
 BLOCK = 64  # cells per block in the memory test
@@ -254,7 +253,7 @@ def test_run_forward_file_equals_forward_run(tiny_demo: Path, uninterrupted: Pat
 def test_years_equal_the_stacked_reference_bitwise(tiny_demo: Path, daily: bool) -> None:
     """compute_year (DriverReader, carried days, summaries) against the path it replaced:
     each block stacked from xarray reads, then the same members and monthly sums, and
-    the driver statistics taken the plain way on that stack."""
+    the driver statistics taken with DriverRange.update on that stack."""
     path = tiny_demo / "data" / "drivers.nc"
     members, _ = _members(tiny_demo)
     drivers = _load(path)
@@ -280,7 +279,7 @@ def test_years_equal_the_stacked_reference_bitwise(tiny_demo: Path, daily: bool)
             block = np.stack(
                 [drivers[n].values[days, cells] for n in DRIVER_NAMES], axis=-1
             ).astype(np.float32)
-            add_block(want_stats, block)
+            want_stats.update(block)
             nee = forward.run_members_on_block(members, block, CPU)
             if daily:
                 want[:, :, cells] = nee
