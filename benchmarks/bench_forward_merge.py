@@ -26,23 +26,15 @@ and ``nee_std`` (absolute, gC m-2 d-1, and relative to the value) is printed. Us
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import resource
-import shutil
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
-from bench_forward_drivers import _old_module
+from forward_variants import committed_forward, compare, old_new_runs, parse_old_new, timed_run
 
 #: The last commit of forward.py with the dask merge (issue 14, merge step).
 DEFAULT_BASELINE = "9aa8040"
-#: The variables whose last bits may change (ensemble statistics).
-STATISTICS = ("nee_mean", "nee_std")
 
 
 def _timed(module: object, name: str, totals: dict[str, list[float]]) -> None:
@@ -64,159 +56,52 @@ def _timed(module: object, name: str, totals: dict[str, list[float]]) -> None:
 
 def child(variant: str, data: Path, members: int, out: Path, seed: int, baseline: str) -> None:
     """One forward run in this process; prints a RESULT line of JSON."""
-    import torch
-
-    from fluxbridge.data.canonical import CanonicalDataset
     from fluxbridge.inference import forward
-    from fluxbridge.inference.fast import FoldedMember
-    from fluxbridge.models.network import NEENetwork
 
-    module = forward if variant == "new" else _old_module(baseline, out.parent)
+    module = forward if variant == "new" else committed_forward(baseline, out.parent)
     totals: dict[str, list[float]] = {}
     _timed(module, "_write_part", totals)
     _timed(module, "_merge_parts", totals)
-    nets = []
-    for k in range(members):
-        torch.manual_seed(seed + k)
-        nets.append(FoldedMember(NEENetwork()))
-    names = [f"seed_{seed + k}" for k in range(members)]
-    before = os.times()
-    start = time.perf_counter()
-    module.forward_run(  # type: ignore[attr-defined]
-        nets,
-        names,
-        CanonicalDataset(data),
-        out,
-        model_name="bench",
-        device=torch.device("cpu"),
-        progress=False,
-    )
-    wall = time.perf_counter() - start
-    after = os.times()
-    cpu = (after.user - before.user) + (after.system - before.system)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    result = {"wall_s": wall, "cpu_s": cpu, "rss_mb": rss, "size_mb": out.stat().st_size / 1e6}
+    result = timed_run(module, data, members, out, seed)
+    result["size_mb"] = out.stat().st_size / 1e6
     result["parts_wall_s"], result["parts_cpu_s"] = totals["_write_part"]
     result["merge_wall_s"], result["merge_cpu_s"] = totals["_merge_parts"]
     print("RESULT " + json.dumps(result))
 
 
-def _run_child(variant: str, args: argparse.Namespace, members: int, out: Path) -> dict:
-    load = os.getloadavg()[0]
-    done = subprocess.run(
-        [
-            sys.executable,
-            __file__,
-            str(args.data),
-            "--child",
-            variant,
-            "--members",
-            str(members),
-            "--out",
-            str(out),
-            "--seed",
-            str(args.seed),
-            "--baseline",
-            args.baseline,
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
+def _describe(r: dict) -> str:
+    return (
+        f"run {r['wall_s']:7.2f} s wall {r['cpu_s']:7.2f} s CPU; parts {r['parts_wall_s']:6.2f} "
+        f"s wall {r['parts_cpu_s']:6.2f} s CPU; merge {r['merge_wall_s']:6.2f} s wall "
+        f"{r['merge_cpu_s']:6.2f} s CPU; peak RSS {r['rss_mb']:5.0f} MB; "
+        f"file {r['size_mb']:6.1f} MB; load {r['load'][0]:.2f} → {r['load'][1]:.2f}"
     )
-    line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))
-    result = json.loads(line.removeprefix("RESULT "))
-    result["load"] = (load, os.getloadavg()[0])
-    return result
-
-
-def compare(old: Path, new: Path) -> dict[str, tuple[float, float]]:
-    """Fail unless all but the statistics are bitwise equal; largest |old − new| of those
-    (absolute and relative to |old|), NaN at the same cells required."""
-    import numpy as np
-    import xarray as xr
-
-    differences = {}
-    with xr.open_dataset(old, engine="h5netcdf") as x, xr.open_dataset(new, engine="h5netcdf") as y:
-        assert sorted(x.variables) == sorted(y.variables), (list(x.variables), list(y.variables))
-        for name in x.variables:
-            u, v = x[name].values, y[name].values
-            assert u.dtype == v.dtype and u.shape == v.shape, name
-            assert x[name].attrs == y[name].attrs, name
-            if name in STATISTICS:
-                assert np.array_equal(np.isnan(u), np.isnan(v)), f"{name}: NaN elsewhere"
-                diff = np.abs(u.astype(np.float64) - v)
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    rel = np.where(diff > 0, diff / np.abs(u), 0.0)
-                differences[name] = (float(np.nanmax(diff)), float(np.nanmax(rel)))
-            elif u.dtype.kind == "f":
-                assert np.array_equal(u.view(f"u{u.itemsize}"), v.view(f"u{v.itemsize}")), name
-            else:
-                assert np.array_equal(u, v), name
-        drop = {"history"}
-        ax = {k: v for k, v in x.attrs.items() if k not in drop}
-        ay = {k: v for k, v in y.attrs.items() if k not in drop}
-        assert ax == ay, (ax, ay)
-    return differences
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("data", type=Path, help="a canonical dataset (twin world) folder")
-    parser.add_argument("--members", type=int, nargs="+", default=[1, 10])
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--baseline", default=DEFAULT_BASELINE, help="git commit of the old code")
-    parser.add_argument("--child", choices=("old", "new"), help=argparse.SUPPRESS)
-    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        child(args.child, args.data, args.members[0], args.out, args.seed, args.baseline)
+    args = parse_old_new(__doc__, DEFAULT_BASELINE, child)
+    if args is None:
         return
+    for members, results, old_out, new_out in old_new_runs(__file__, args, _describe):
+        differences = compare(old_out, new_out)
+        old, new = results["old"], results["new"]
 
-    import xarray as xr
+        def ratio(key: str, old: dict = old, new: dict = new) -> str:
+            return f"{old[key] / new[key]:.2f}"
 
-    with xr.open_dataset(args.data / "drivers.nc", engine="h5netcdf") as ds:
-        cells, days = ds.sizes["cell"], ds.sizes["time"]
-    print(
-        f"world {args.data}: {cells} land cells × {days} days = {cells * days:,} cell-days; "
-        f"{os.cpu_count()} cores; baseline {args.baseline}"
-    )
-    scratch = Path(tempfile.mkdtemp(prefix="bench_forward_merge_"))
-    try:
-        for members in args.members:
-            results = {}
-            for variant in ("old", "new"):
-                out = scratch / variant / f"forward_{members}.nc"
-                out.parent.mkdir(exist_ok=True)
-                results[variant] = r = _run_child(variant, args, members, out)
-                print(
-                    f"{members:2d} member(s) {variant}: run {r['wall_s']:7.2f} s wall "
-                    f"{r['cpu_s']:7.2f} s CPU; parts {r['parts_wall_s']:6.2f} s wall "
-                    f"{r['parts_cpu_s']:6.2f} s CPU; merge {r['merge_wall_s']:6.2f} s wall "
-                    f"{r['merge_cpu_s']:6.2f} s CPU; peak RSS {r['rss_mb']:5.0f} MB; "
-                    f"file {r['size_mb']:6.1f} MB; load {r['load'][0]:.2f} → {r['load'][1]:.2f}",
-                    flush=True,
-                )
-            differences = compare(scratch / "old" / f"forward_{members}.nc", out)
-            old, new = results["old"], results["new"]
-
-            def ratio(key: str, old: dict = old, new: dict = new) -> str:
-                return f"{old[key] / new[key]:.2f}"
-
-            merge_old = old["parts_cpu_s"] + old["merge_cpu_s"]
-            merge_new = new["parts_cpu_s"] + new["merge_cpu_s"]
-            print(
-                f"{members:2d} member(s): old / new = {ratio('wall_s')} (run wall), "
-                f"{ratio('cpu_s')} (run CPU), {ratio('merge_wall_s')} (merge wall), "
-                f"{ratio('merge_cpu_s')} (merge CPU), {merge_old / merge_new:.2f} "
-                "(parts + merge CPU); nee and all other variables bitwise identical; "
-                + "; ".join(
-                    f"max |{name} old − new| = {a:.3g} g m-2 d-1 ({r:.2g} relative)"
-                    for name, (a, r) in differences.items()
-                ),
-                flush=True,
-            )
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        merge_old = old["parts_cpu_s"] + old["merge_cpu_s"]
+        merge_new = new["parts_cpu_s"] + new["merge_cpu_s"]
+        print(
+            f"{members:2d} member(s): old / new = {ratio('wall_s')} (run wall), "
+            f"{ratio('cpu_s')} (run CPU), {ratio('merge_wall_s')} (merge wall), "
+            f"{ratio('merge_cpu_s')} (merge CPU), {merge_old / merge_new:.2f} "
+            "(parts + merge CPU); nee and all other variables bitwise identical; "
+            + "; ".join(
+                f"max |{name} old − new| = {a:.3g} g m-2 d-1 ({r:.2g} relative)"
+                for name, (a, r) in differences.items()
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -34,10 +34,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.util
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -45,10 +43,9 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from types import ModuleType
 
-ROOT = Path(__file__).resolve().parents[1]
-FORWARD_SOURCE = "src/fluxbridge/inference/forward.py"
+from forward_variants import FORWARD_SOURCE, ROOT, committed_forward, result_of, timed_run
+
 GOAL_S = 15 * 60.0
 """Issue 14: forward, 10 members × 17 years at 0.5°, ≤ 15 min on 2 cores (wall)."""
 IN_PROCESS = "in-process"
@@ -72,28 +69,6 @@ def forward_code(working_tree: bool) -> str:
     return commit
 
 
-def committed_forward(commit: str, folder: Path) -> ModuleType:
-    """forward.py as committed at ``commit``, imported from a file in ``folder``."""
-    text = subprocess.run(
-        ["git", "-C", str(ROOT), "show", f"{commit}:{FORWARD_SOURCE}"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    path = folder / f"forward_{commit}.py"
-    path.write_text(text)
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    # Dask workers cannot import it by name: its functions travel by value
-    import cloudpickle
-
-    cloudpickle.register_pickle_by_value(module)
-    return module
-
-
 # -- the child: one forward run ---------------------------------------------------------------
 
 
@@ -102,39 +77,10 @@ def child(
 ) -> None:
     """One forward run in this process (forward.py of commit ``code``, or the working
     tree's with None); prints a RESULT line of JSON."""
-    import torch
-
-    from fluxbridge.data.canonical import CanonicalDataset
     from fluxbridge.inference import forward
-    from fluxbridge.inference.fast import FoldedMember
-    from fluxbridge.models.network import NEENetwork
 
     module = forward if code is None else committed_forward(code, out.parent)
-    forward_run = module.forward_run
-
-    nets = []
-    for k in range(members):
-        torch.manual_seed(seed + k)
-        nets.append(FoldedMember(NEENetwork().eval()))
-    before = os.times()
-    start = time.perf_counter()
-    forward_run(
-        nets,
-        [f"fold_{k}" for k in range(members)],
-        CanonicalDataset(data),
-        out,
-        model_name="bench",
-        device=torch.device("cpu"),
-        dask=dask,
-        progress=False,
-    )
-    wall = time.perf_counter() - start
-    after = os.times()
-    cpu = sum(getattr(after, f) - getattr(before, f) for f in ("user", "system"))
-    kids = sum(getattr(after, f) - getattr(before, f) for f in ("children_user", "children_system"))
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB → MiB
-    largest_kid = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    result = {"wall_s": wall, "cpu_s": cpu + kids, "rss_mb": max(own, largest_kid)}
+    result = timed_run(module, data, members, out, seed, dask)
     print("RESULT " + json.dumps(result), flush=True)
 
 
@@ -208,8 +154,7 @@ def run_child(args: argparse.Namespace, members: int, dask: str | None, out: Pat
     if code != 0:
         sys.stderr.write(text[-4000:])
         raise SystemExit(f"forward run with {members} member(s) ({dask or IN_PROCESS}) failed")
-    line = next(x for x in text.splitlines()[::-1] if x.startswith("RESULT "))
-    result = json.loads(line.removeprefix("RESULT "))
+    result = result_of(text)
     result.update(
         load_before=load_before,
         load_after=os.getloadavg()[0],
