@@ -14,6 +14,7 @@ import json
 import shutil
 import statistics
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 import h5py
@@ -368,36 +369,25 @@ def test_parts_of_other_members_are_not_reused(
         assert list(ds["member"].values) == ["fold_1", "fold_0"]
 
 
-def test_a_damaged_part_is_recomputed(
-    tiny_demo: Path, uninterrupted: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    real = forward.compute_year
-    calls: list[int] = []
-    killed: list[int] = []
-
-    def dies_in_2004(plan, members, year, device, stats=None):
-        calls.append(year)
-        if year == 2004 and not killed:
-            killed.append(year)
-            raise SimulatedKill
-        return real(plan, members, year, device, stats)
-
-    monkeypatch.setattr(forward, "compute_year", dies_in_2004)
-    out = tmp_path / "EC.nc"
-    with pytest.raises(SimulatedKill):
-        _run(tiny_demo, out)
-    part = tmp_path / "EC.nc.parts" / "2003.nc"
+def _truncated(part: Path) -> None:
     part.write_bytes(part.read_bytes()[:200])  # damaged on disk after it was written
-    calls.clear()
-    _run(tiny_demo, out)
-    assert calls == [2003, 2004, 2005], "the damaged 2003 part is made again, not merged"
-    _assert_identical(out, uninterrupted)
 
 
-def test_a_part_of_another_shape_is_recomputed(
-    tiny_demo: Path, uninterrupted: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def _one_cell_short(part: Path) -> None:
+    short = _load(part).isel(cell=slice(0, -1))  # readable, but it does not fit the run
+    write_netcdf(short, part, action="test: one cell short", overwrite=True)
+
+
+@pytest.mark.parametrize("damage", [_truncated, _one_cell_short], ids=["truncated", "short"])
+def test_a_damaged_or_misshapen_part_is_recomputed(
+    tiny_demo: Path,
+    uninterrupted: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    damage: Callable[[Path], None],
 ) -> None:
-    """A readable part whose arrays do not fit the run (here: a cell short) is made again."""
+    """A part that cannot be read, or a readable one whose arrays do not fit the run, is
+    made again, not merged."""
     real = forward.compute_year
     calls: list[int] = []
     killed: list[int] = []
@@ -413,12 +403,10 @@ def test_a_part_of_another_shape_is_recomputed(
     out = tmp_path / "EC.nc"
     with pytest.raises(SimulatedKill):
         _run(tiny_demo, out)
-    part = tmp_path / "EC.nc.parts" / "2003.nc"
-    short = _load(part).isel(cell=slice(0, -1))
-    write_netcdf(short, part, action="test: one cell short", overwrite=True)
+    damage(tmp_path / "EC.nc.parts" / "2003.nc")
     calls.clear()
     _run(tiny_demo, out)
-    assert calls == [2003, 2004, 2005]
+    assert calls == [2003, 2004, 2005], "the 2003 part is made again, not merged"
     _assert_identical(out, uninterrupted)
 
 
